@@ -1,0 +1,1 @@
+#include "backend/sigv4.h"
