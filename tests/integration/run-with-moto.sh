@@ -1,0 +1,3 @@
+#!/bin/sh
+echo "not written yet" >&2
+exit 1
