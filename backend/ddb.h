@@ -19,6 +19,10 @@ struct ddb;
 /* svc is borrowed (service "dynamodb", flag SVC_CHECK_CRC32). */
 int ddb_new(struct ddb **out, struct svc *svc);
 void ddb_free(struct ddb *d);
+/* ddb's own waits (the Unprocessed* backoff of the batch calls and
+ * ddb_wait_table's polling) sleep through fn; NULL restores nanosleep.
+ * svc_set_sleep covers only svc's retries, so tests set both. */
+void ddb_set_sleep(struct ddb *d, svc_sleep_fn fn, void *ctx);
 
 /* A condition for writes: expr NULL means unconditional.  names and values
  * are ExpressionAttributeNames / ExpressionAttributeValues, or NULL. */

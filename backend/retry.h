@@ -30,7 +30,7 @@ struct retry_policy {
 	void *rand_ctx;
 };
 
-/* Defaults documented in docs/backend.md. */
+/* Defaults documented in docs/http.md. */
 void retry_policy_default(struct retry_policy *p);
 /* Delay before retry number `retry` (1 for the first retry): a uniform
  * value in [0, min(max_backoff, base * 2^(retry-1))]. */

@@ -1,5 +1,311 @@
-int main(void);
-int main(void)
+/* dynfs: mount an AWS account's DynamoDB tables as a filesystem.
+ *
+ * main() parses options, resolves region, credentials and endpoint, and
+ * makes one ListTables call before anything is mounted, so that every
+ * mistake is one line on stderr and exit status 1 rather than a mount
+ * that fails later. */
+#include "fs/dynfs.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <fuse_log.h>
+#include <fuse_lowlevel.h>
+
+#include "fs/log.h"
+
+#define DYNFS_DEFAULT_CACHE_TTL 5
+
+#define DYNFS_OPT(t, p) { t, offsetof(struct dynfs_opts, p), 1 }
+
+/* dynfs's own -o options; the rest go to libfuse, which rejects unknown
+ * ones in fuse_new(), still before anything is mounted. */
+static const struct fuse_opt dynfs_opt_spec[] = {
+	DYNFS_OPT("region=%s", region),
+	DYNFS_OPT("profile=%s", profile),
+	DYNFS_OPT("endpoint=%s", endpoint),
+	DYNFS_OPT("cache_ttl=%u", cache_ttl),
+	FUSE_OPT_END
+};
+
+static void usage(const char *prog)
 {
+	printf("usage: %s [options] MOUNTPOINT\n\n"
+	       "Mounts the DynamoDB tables of an AWS account as directories.\n\n"
+	       "dynfs options:\n"
+	       "    -o region=NAME         AWS region (else AWS_REGION, AWS_DEFAULT_REGION,\n"
+	       "                           the profile's region)\n"
+	       "    -o profile=NAME        profile of ~/.aws/config and ~/.aws/credentials\n"
+	       "                           (else AWS_PROFILE, then \"default\")\n"
+	       "    -o endpoint=URL        DynamoDB endpoint (else AWS_ENDPOINT_URL_DYNAMODB,\n"
+	       "                           AWS_ENDPOINT_URL, https://dynamodb.REGION.amazonaws.com)\n"
+	       "    -o cache_ttl=SECONDS   how long listings are trusted (default %d)\n"
+	       "\n", prog, DYNFS_DEFAULT_CACHE_TTL);
+}
+
+/* Service words can hold newlines; the user gets exactly one line. */
+static void one_line(char *s)
+{
+	for (; *s; s++)
+		if (*s == '\n' || *s == '\r' || *s == '\t')
+			*s = ' ';
+}
+
+static void die_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void die_line(const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	one_line(line);
+	fprintf(stderr, "dynfs: %s\n", line);
+}
+
+/* libfuse's own messages (an unknown option, a busy mountpoint) get the
+ * same "dynfs: " prefix, so every line names who is speaking.  libfuse
+ * writes some lines in pieces, so pieces are gathered up to the newline. */
+static pthread_mutex_t fuse_log_lock = PTHREAD_MUTEX_INITIALIZER; /* leaf */
+static char fuse_log_buf[1024];
+
+static void fuse_log_line(enum fuse_log_level level, const char *fmt,
+			  va_list ap) __attribute__((format(printf, 2, 0)));
+
+static void fuse_log_line(enum fuse_log_level level, const char *fmt,
+			  va_list ap)
+{
+	size_t n;
+	char *line = fuse_log_buf;
+
+	(void)level;
+	pthread_mutex_lock(&fuse_log_lock);
+	n = strlen(line);
+	vsnprintf(line + n, sizeof(fuse_log_buf) - n, fmt, ap);
+	n = strlen(line);
+	if (n == 0 || (line[n - 1] != '\n' && n < sizeof(fuse_log_buf) - 1))
+		goto out;
+	while (n && line[n - 1] == '\n')
+		line[--n] = '\0';
+	one_line(line);
+	if (!strncmp(line, "fuse: unknown option", 20))
+		fprintf(stderr, "dynfs: %s; see dynfs --help\n", line + 6);
+	else
+		log_msg(LOG_LVL_ERROR, "%s", line);
+	line[0] = '\0';
+out:
+	pthread_mutex_unlock(&fuse_log_lock);
+}
+
+static int count_table(void *ctx, const char *name)
+{
+	(void)name;
+	(*(unsigned *)ctx)++;
 	return 0;
+}
+
+/* The one message for a failed first call: what failed, what to do. */
+static void explain_first_call(const struct dynfs *fs,
+			       const struct aws_err *err)
+{
+	char desc[700];
+
+	awserr_describe(err, desc, sizeof(desc));
+	if (awserr_is_auth(err) || err->status == 401 || err->status == 403)
+		die_line("the endpoint rejected the credentials (%s); check the "
+			 "access key and secret key of profile '%s' or "
+			 "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, and the "
+			 "session token if any", desc, awscfg_profile(fs->cfg));
+	else if (err->transport)
+		die_line("cannot reach %s (%s); check -o endpoint=, "
+			 "AWS_ENDPOINT_URL_DYNAMODB and the network",
+			 fs->ddb_endpoint, desc);
+	else
+		die_line("ListTables at %s failed (%s)", fs->ddb_endpoint, desc);
+}
+
+/* Everything up to and including the first ListTables.  0 or -errno, with
+ * the one line already printed. */
+static int dynfs_connect(struct dynfs *fs)
+{
+	struct http_opts hopts;
+	struct svc_opts sopts;
+	struct cache_opts copts;
+	struct creds cr;
+	struct aws_err err;
+	struct dbuf why;
+	unsigned ntables = 0;
+	int rc;
+
+	memset(&cr, 0, sizeof(cr));
+	dbuf_init(&why, DBUF_CAP_SMALL);
+	rc = awscfg_load(&fs->cfg, fs->opts.profile, &why);
+	if (rc) {
+		die_line("%s", dbuf_len(&why) ? dbuf_str(&why) : strerror(-rc));
+		goto out;
+	}
+	fs->region = awscfg_region(fs->cfg, fs->opts.region);
+	if (!fs->region || !*fs->region) {
+		die_line("no region: set AWS_REGION or -o region=NAME");
+		rc = -EINVAL;
+		goto out;
+	}
+	rc = awscfg_endpoint(fs->cfg, fs->opts.endpoint, "DYNAMODB", "dynamodb",
+			     fs->region, &fs->ddb_endpoint);
+	if (rc) {
+		die_line("bad DynamoDB endpoint: %s", strerror(-rc));
+		goto out;
+	}
+	if (strncmp(fs->ddb_endpoint, "http://", 7) &&
+	    strncmp(fs->ddb_endpoint, "https://", 8)) {
+		die_line("bad DynamoDB endpoint '%s': it must start with "
+			 "http:// or https://", fs->ddb_endpoint);
+		rc = -EINVAL;
+		goto out;
+	}
+	rc = creds_chain_new(&fs->creds, fs->cfg);
+	if (rc) {
+		die_line("cannot set up credentials: %s", strerror(-rc));
+		goto out;
+	}
+	dbuf_reset(&why);
+	rc = creds_get(fs->creds, &cr, &why);
+	if (rc) {
+		die_line("%s", dbuf_len(&why) ? dbuf_str(&why) : strerror(-rc));
+		goto out;
+	}
+	log_msg(LOG_LVL_DEBUG, "region %s, endpoint %s, credentials from %s",
+		fs->region, fs->ddb_endpoint, cr.source ? cr.source : "?");
+
+	memset(&hopts, 0, sizeof(hopts));
+	rc = http_client_new(&fs->http, &hopts);
+	if (rc) {
+		die_line("cannot start HTTP: %s", strerror(-rc));
+		goto out;
+	}
+	memset(&sopts, 0, sizeof(sopts));
+	sopts.endpoint = fs->ddb_endpoint;
+	sopts.region = fs->region;
+	sopts.service = "dynamodb";
+	sopts.flags = SVC_CHECK_CRC32;
+	rc = svc_new(&fs->ddb_svc, fs->http, fs->creds, &sopts);
+	if (rc) {
+		die_line("bad DynamoDB endpoint '%s': %s", fs->ddb_endpoint,
+			 strerror(-rc));
+		goto out;
+	}
+	svc_set_log(fs->ddb_svc, log_request, NULL);
+	rc = ddb_new(&fs->ddb, fs->ddb_svc);
+	if (rc) {
+		die_line("%s", strerror(-rc));
+		goto out;
+	}
+	rc = ddb_list_tables(fs->ddb, 1, count_table, &ntables, &err);
+	if (rc) {
+		explain_first_call(fs, &err);
+		goto out;
+	}
+	memset(&copts, 0, sizeof(copts));
+	copts.ttl_s = fs->opts.cache_ttl;
+	rc = cache_new(&fs->cache, fs->ddb, &copts);
+	if (rc)
+		die_line("%s", strerror(-rc));
+out:
+	creds_clear(&cr);
+	dbuf_free(&why);
+	return rc;
+}
+
+static void dynfs_teardown(struct dynfs *fs)
+{
+	cache_free(fs->cache);
+	ddb_free(fs->ddb);
+	svc_free(fs->ddb_svc);
+	http_client_free(fs->http);
+	creds_chain_free(fs->creds);
+	awscfg_free(fs->cfg);
+	free(fs->ddb_endpoint);
+	free(fs->opts.region);
+	free(fs->opts.profile);
+	free(fs->opts.endpoint);
+}
+
+int main(int argc, char *argv[])
+{
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct fuse_cmdline_opts cmd;
+	struct dynfs fs;
+	struct fuse *fuse = NULL;
+	int mounted = 0, handlers = 0;
+	int ret = 1;
+
+	memset(&fs, 0, sizeof(fs));
+	memset(&cmd, 0, sizeof(cmd));
+	fuse_set_log_func(fuse_log_line);
+	fs.opts.cache_ttl = DYNFS_DEFAULT_CACHE_TTL;
+	if (fuse_opt_parse(&args, &fs.opts, dynfs_opt_spec, NULL) == -1)
+		goto out;
+	if (fuse_parse_cmdline(&args, &cmd) != 0)
+		goto out;
+	if (cmd.show_version) {
+		printf("dynfs %s\n", DYNFS_VERSION);
+		printf("FUSE library version %s\n", fuse_pkgversion());
+		ret = 0;
+		goto out;
+	}
+	if (cmd.show_help) {
+		usage(argv[0]);
+		printf("FUSE options:\n");
+		fuse_cmdline_help();
+		fuse_lib_help(&args);
+		ret = 0;
+		goto out;
+	}
+	if (!cmd.mountpoint) {
+		die_line("no mountpoint: usage: %s [options] MOUNTPOINT "
+			 "(see --help)", argv[0]);
+		goto out;
+	}
+	log_setup(cmd.debug, 0);
+
+	/* fuse_new() checks the remaining options, so an unknown one fails
+	 * here, before any request or mount. */
+	fuse = fuse_new(&args, &dynfs_ops, sizeof(dynfs_ops), &fs);
+	if (!fuse)
+		goto out;
+	if (dynfs_connect(&fs))
+		goto out;
+	if (fuse_mount(fuse, cmd.mountpoint) != 0)
+		goto out;
+	mounted = 1;
+	if (fuse_daemonize(cmd.foreground) != 0)
+		goto out;
+	if (!cmd.foreground)
+		log_setup(cmd.debug, 1);
+	if (fuse_set_signal_handlers(fuse_get_session(fuse)) != 0)
+		goto out;
+	handlers = 1;
+	if (cmd.singlethread)
+		ret = fuse_loop(fuse);
+	else
+		ret = fuse_loop_mt(fuse, cmd.clone_fd);
+	ret = ret ? 1 : 0;
+out:
+	if (handlers)
+		fuse_remove_signal_handlers(fuse_get_session(fuse));
+	if (mounted)
+		fuse_unmount(fuse);
+	if (fuse)
+		fuse_destroy(fuse);
+	dynfs_teardown(&fs);
+	free(cmd.mountpoint);
+	fuse_opt_free_args(&args);
+	return ret;
 }

@@ -1,0 +1,3 @@
+#ifndef DYNFS_DDBJSON_H
+#define DYNFS_DDBJSON_H
+#endif

@@ -1,0 +1,1 @@
+#include "fs/keyname.h"

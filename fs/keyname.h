@@ -1,0 +1,3 @@
+#ifndef DYNFS_KEYNAME_H
+#define DYNFS_KEYNAME_H
+#endif
