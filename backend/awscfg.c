@@ -231,7 +231,7 @@ struct parse_state {
 
 static int parse_line(struct parse_state *st, const char *line, size_t n)
 {
-	const char *s = line, *name, *pn = NULL, *close, *k, *v;
+	const char *s = line, *name, *pn = NULL, *rbr, *k, *v;
 	size_t indent = 0, nl, pl = 0, kl, vl, i;
 	struct kv *e;
 	int is_target;
@@ -254,20 +254,20 @@ static int parse_line(struct parse_state *st, const char *line, size_t n)
 	}
 
 	if (s[0] == '[') {
-		close = NULL;
+		rbr = NULL;
 		for (i = n; i > 1; i--) {
 			if (s[i - 1] == ']') {
-				close = s + i - 1;
+				rbr = s + i - 1;
 				break;
 			}
 		}
 		st->have_key = 0;
 		st->key_entry = NULL;
 		st->in_target = 0;
-		if (!close)
+		if (!rbr)
 			return 0; /* malformed header: nothing belongs to it */
 		name = s + 1;
-		nl = (size_t)(close - name);
+		nl = (size_t)(rbr - name);
 		trim(&name, &nl);
 		if (st->kind == FILE_CONFIG) {
 			is_target = config_section_profile(name, nl, &pn, &pl) &&

@@ -235,9 +235,12 @@ static int ddb_cancelled(const struct http_response *resp, struct aws_err *e)
 			 orig[0] ? orig : "Transaction cancelled");
 		return -ECANCELED;
 	}
-	snprintf(e->message, sizeof(e->message),
-		 "Transaction cancelled (%zu item%s)%s", total,
-		 total == 1 ? "" : "s", msg);
+	pos = 0;
+	e->message[0] = '\0';
+	msg_add(e->message, sizeof(e->message), &pos,
+		"Transaction cancelled (%zu item%s)", total,
+		total == 1 ? "" : "s");
+	msg_add(e->message, sizeof(e->message), &pos, "%s", msg);
 	return only_cond ? -ESTALE : -ECANCELED;
 }
 
@@ -358,11 +361,16 @@ int ddb_list_tables(struct ddb *d, int limit, ddb_name_cb cb, void *ctx,
 		    struct aws_err *err)
 {
 	struct aws_err e;
-	json_t *req, *resp = NULL, *names, *name, *last;
+	json_t *req = NULL, *resp = NULL, *names, *name, *last;
 	size_t i;
 	int rc;
 
 	awserr_clear(&e);
+	if (!cb) {
+		ddb_local_err(&e, "ValidationException", "no callback");
+		rc = -EINVAL;
+		goto out;
+	}
 	req = json_object();
 	if (!req) {
 		rc = -ENOMEM;
@@ -415,18 +423,21 @@ out:
 static int ddb_table_op(struct ddb *d, const char *op, const char *table,
 			const char *key, json_t **obj_out, struct aws_err *e)
 {
-	json_t *req, *resp = NULL, *obj;
+	json_t *req = NULL, *resp = NULL, *obj;
 	int rc;
 
 	if (obj_out)
 		*obj_out = NULL;
 	if (!table) {
 		ddb_local_err(e, "ValidationException", "no table name");
-		return -EINVAL;
+		rc = -EINVAL;
+		goto out;
 	}
 	req = json_pack("{s:s}", "TableName", table);
-	if (!req)
-		return -ENOMEM;
+	if (!req) {
+		rc = -ENOMEM;
+		goto out;
+	}
 	rc = ddb_exec(d, op, req, &resp, e);
 	if (rc || !key)
 		goto out;
@@ -712,8 +723,10 @@ static int ddb_paginate(struct ddb *d, const char *op, json_t *request,
 	int rc = 0;
 
 	req = json_copy(request);
-	if (!req)
-		return -ENOMEM;
+	if (!req) {
+		rc = -ENOMEM;
+		goto out;
+	}
 	for (;;) {
 		if (sh && scan_stopped(sh))
 			break;
@@ -750,6 +763,7 @@ static int ddb_paginate(struct ddb *d, const char *op, json_t *request,
 		json_decref(resp);
 		resp = NULL;
 	}
+out:
 	json_decref(resp);
 	json_decref(empty);
 	json_decref(req);
@@ -857,21 +871,24 @@ static int ddb_scan_parallel(struct ddb *d, json_t *request, int segments,
 {
 	struct scan_shared sh;
 	struct scan_seg *segs;
-	int i, rc = 0;
+	int i, rc, locked = 0;
 
-	segs = calloc((size_t)segments, sizeof(*segs));
-	if (!segs)
-		return -ENOMEM;
 	memset(&sh, 0, sizeof(sh));
+	segs = calloc((size_t)segments, sizeof(*segs));
+	if (!segs) {
+		rc = -ENOMEM;
+		goto out;
+	}
 	sh.d = d;
 	sh.cb = cb;
 	sh.ctx = ctx;
 	awserr_clear(&sh.err);
 	rc = pthread_mutex_init(&sh.lock, NULL);
 	if (rc) {
-		free(segs);
-		return -rc;
+		rc = -rc;
+		goto out;
 	}
+	locked = 1;
 	/* Each segment gets a deep copy: jansson values are not safe to
 	 * share between threads, not even for reading while refcounted. */
 	for (i = 0; i < segments; i++) {
@@ -906,10 +923,11 @@ static int ddb_scan_parallel(struct ddb *d, json_t *request, int segments,
 	if (rc)
 		*e = sh.err;
 out:
-	for (i = 0; i < segments; i++)
+	for (i = 0; segs && i < segments; i++)
 		json_decref(segs[i].req);
 	free(segs);
-	pthread_mutex_destroy(&sh.lock);
+	if (locked)
+		pthread_mutex_destroy(&sh.lock);
 	return rc;
 }
 
@@ -965,8 +983,10 @@ static int ddb_batch_run(struct ddb *d, const char *op, json_t *request_items,
 	int rc, retry = 0;
 
 	req = json_pack("{s:O}", "RequestItems", request_items);
-	if (!req)
-		return -ENOMEM;
+	if (!req) {
+		rc = -ENOMEM;
+		goto out;
+	}
 	sent = batch_count(request_items);
 	for (;;) {
 		rc = ddb_exec(d, op, req, &resp, e);
@@ -1000,6 +1020,7 @@ static int ddb_batch_run(struct ddb *d, const char *op, json_t *request_items,
 		json_decref(resp);
 		resp = NULL;
 	}
+out:
 	json_decref(resp);
 	json_decref(req);
 	return rc;

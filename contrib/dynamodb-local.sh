@@ -89,14 +89,28 @@ answers() {
 	[ "$code" = 200 ]
 }
 
+# 0 while PID runs.  A zombie counts as ended: the java started here is
+# our child until start returns, and kill -0 succeeds on a zombie.
 alive() {
-	[ -n "$1" ] && kill -0 "$1" 2>/dev/null
+	[ -n "$1" ] && kill -0 "$1" 2>/dev/null || return 1
+	if [ -r "/proc/$1/stat" ]; then
+		st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)
+		[ "$st" != Z ] && [ "$st" != X ]
+	fi
+}
+
+# 0 when PID is still a DynamoDB Local, so that a recycled pid is never
+# killed by stop.  Without /proc, trust the pid file.
+is_ddb_local() {
+	alive "$1" || return 1
+	[ -r "/proc/$1/cmdline" ] || return 0
+	tr '\0' ' ' <"/proc/$1/cmdline" | grep -q 'DynamoDBLocal.jar'
 }
 
 start() {
 	mkdir -p "$dir"
 	dir=$(cd "$dir" && pwd)
-	if [ -f "$dir/pid" ] && alive "$(cat "$dir/pid")"; then
+	if [ -f "$dir/pid" ] && is_ddb_local "$(cat "$dir/pid")"; then
 		die "already running in $dir (pid $(cat "$dir/pid"))"
 	fi
 	command -v "$java" >/dev/null 2>&1 || die "java not found (need a JRE 17+)"
@@ -132,12 +146,12 @@ start() {
 		) &
 		pid=$!
 		echo "$pid" >"$dir/pid"
-		waited=0
+		deadline=$(($(date +%s) + timeout))
 		while ! answers "$port"; do
 			if ! alive "$pid"; then
 				break
 			fi
-			if [ "$waited" -ge $((timeout * 5)) ]; then
+			if [ "$(date +%s)" -ge "$deadline" ]; then
 				kill "$pid" 2>/dev/null || true
 				wait "$pid" 2>/dev/null || true
 				rm -f "$dir/pid"
@@ -145,7 +159,6 @@ start() {
 				die "no answer on port $port after ${timeout}s"
 			fi
 			sleep 0.2
-			waited=$((waited + 1))
 		done
 		if alive "$pid"; then
 			break
@@ -166,7 +179,7 @@ start() {
 stop() {
 	[ -f "$dir/pid" ] || return 0
 	pid=$(cat "$dir/pid")
-	if alive "$pid"; then
+	if is_ddb_local "$pid"; then
 		kill "$pid" 2>/dev/null || true
 		# The JVM exits within a second or two; insist after 10 s.
 		i=0
@@ -185,7 +198,7 @@ stop() {
 }
 
 status() {
-	if [ -f "$dir/pid" ] && alive "$(cat "$dir/pid")" &&
+	if [ -f "$dir/pid" ] && is_ddb_local "$(cat "$dir/pid")" &&
 	   answers "$(cat "$dir/port" 2>/dev/null)"; then
 		cat "$dir/endpoint"
 		return 0

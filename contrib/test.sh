@@ -76,12 +76,15 @@ build() {
 run_tests() {
 	local label="$1" dir="$2" logbase="$3" t=$SECONDS rc=0 log pass fail skip
 	shift 3
-	log="$dir/meson-logs/$logbase.json"
-	rm -f "$log"
+	# meson adds "-<wrapper>" to the log's name when a wrapper is used.
+	rm -f "$dir/meson-logs/$logbase".json "$dir/meson-logs/$logbase"-*.json
 	banner "$label: meson test $*"
 	meson test -C "$dir" --no-rebuild --print-errorlogs --logbase "$logbase" \
 		--num-processes "$jobs" "$@" || rc=$?
-	if [[ ! -s "$log" ]]; then
+	# shellcheck disable=SC2012 # names are ours, no odd characters
+	log="$(ls -t "$dir/meson-logs/$logbase".json "$dir/meson-logs/$logbase"-*.json \
+		2>/dev/null | head -n 1)" || true
+	if [[ -z "$log" || ! -s "$log" ]]; then
 		note "$label" 0 1 0 $((SECONDS - t)) "meson test did not run (status $rc)"
 		return
 	fi

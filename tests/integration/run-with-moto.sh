@@ -15,7 +15,8 @@ fi
 
 [[ $# -ge 1 ]] || tl_die "usage: $0 TEST [ARGS...]"
 
-work="$(tl_mktemp_dir)"
+tl_mktemp_dir
+work="$TL_TMP"
 tl_moto_auth_start "$work"
 tl_log "moto at $DYNFS_TEST_MOTO_ENDPOINT with authentication on"
 

@@ -57,13 +57,13 @@ trap tl_run_cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# A fresh directory for this test, removed at exit (after everything
-# pushed later has been cleaned up, so after the unmount).
+# tl_mktemp_dir: a fresh directory for this test in TL_TMP, removed at
+# exit (after everything pushed later has been cleaned up, so after the
+# unmount).  Not to be called inside $(...): the cleanup would be lost.
+TL_TMP=
 tl_mktemp_dir() {
-	local d
-	d="$(mktemp -d "${TMPDIR:-/tmp}/dynfs-$TL_NAME.XXXXXX")"
-	tl_cleanup_push "rm -rf --one-file-system -- '$d'"
-	printf '%s\n' "$d"
+	TL_TMP="$(mktemp -d "${TMPDIR:-/tmp}/dynfs-$TL_NAME.XXXXXX")"
+	tl_cleanup_push "rm -rf --one-file-system -- '$TL_TMP'"
 }
 
 # --- waits ---------------------------------------------------------------

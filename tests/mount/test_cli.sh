@@ -7,7 +7,8 @@ set -euo pipefail
 
 tl_require_bin
 
-work="$(tl_mktemp_dir)"
+tl_mktemp_dir
+work="$TL_TMP"
 TL_MNT="$work/mnt"
 mkdir -p "$TL_MNT" "$work/home"
 tl_cleanup_push "tl_unmount '$TL_MNT'"

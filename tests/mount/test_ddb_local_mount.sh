@@ -9,7 +9,8 @@ tl_require_bin
 tl_require_fuse
 tl_require_aws
 
-work="$(tl_mktemp_dir)"
+tl_mktemp_dir
+work="$TL_TMP"
 TL_MNT="$work/mnt"
 mkdir -p "$TL_MNT" "$work/home"
 export HOME="$work/home"

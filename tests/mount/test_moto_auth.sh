@@ -10,7 +10,8 @@ set -euo pipefail
 tl_require_bin
 tl_require_fuse
 
-work="$(tl_mktemp_dir)"
+tl_mktemp_dir
+work="$TL_TMP"
 TL_MNT="$work/mnt"
 mkdir -p "$TL_MNT" "$work/home"
 export HOME="$work/home"
