@@ -1,33 +1,59 @@
-#include "cache/cache.h"
+/* cache: life cycle, the table list, key schemas and canonical ids. */
+#include "cache/cache_int.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "backend/dbuf.h"
 
-struct cache {
-	struct ddb *ddb;
-	unsigned ttl_s;
-	/* Lock order: leaf.  Never held across a request. */
-	pthread_mutex_t lock;
-	struct dbuf tables; /* names, each followed by a NUL byte */
-	time_t tables_at;   /* 0: never listed */
-};
+uint64_t cache_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	/* +1 so that 0 can mean "never" even right after boot. */
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000 + 1;
+}
+
+int cache_fresh(const struct cache *c, uint64_t at_ms, uint64_t now_ms)
+{
+	return at_ms && now_ms >= at_ms && now_ms - at_ms < c->ttl_ms;
+}
+
+static void ctable_free(void *p)
+{
+	free(p);
+}
 
 int cache_new(struct cache **out, struct ddb *ddb,
 	      const struct cache_opts *opts)
 {
 	struct cache *c = calloc(1, sizeof(*c));
+	int rc;
 
 	*out = NULL;
 	if (!c)
 		return -ENOMEM;
 	c->ddb = ddb;
-	c->ttl_s = opts->ttl_s;
+	c->ttl_ms = opts->ttl_ms;
+	c->fmt = opts->fmt;
+	c->mount_time = opts->mount_time ? opts->mount_time : time(NULL);
+	c->segments = opts->scan_segments > 0 ? opts->scan_segments : 4;
 	pthread_mutex_init(&c->lock, NULL);
+	pthread_mutex_init(&c->scratch_lock, NULL);
 	dbuf_init(&c->tables, DBUF_CAP_BODY);
+	rc = cmap_new(&c->schemas, ctable_free);
+	if (!rc)
+		rc = cmap_new(&c->items, cache_citem_free);
+	if (!rc)
+		rc = cmap_new(&c->dirs, cache_cdir_free);
+	if (!rc)
+		rc = cmap_new(&c->scratch, NULL);
+	if (rc) {
+		cache_free(c);
+		return rc;
+	}
 	*out = c;
 	return 0;
 }
@@ -36,10 +62,19 @@ void cache_free(struct cache *c)
 {
 	if (!c)
 		return;
+	cache_scratch_free_all(c);
+	cmap_free(c->scratch);
+	/* Directories point at item records: free them first. */
+	cmap_free(c->dirs);
+	cmap_free(c->items);
+	cmap_free(c->schemas);
 	pthread_mutex_destroy(&c->lock);
+	pthread_mutex_destroy(&c->scratch_lock);
 	dbuf_free(&c->tables);
 	free(c);
 }
+
+/* ---- tables ---------------------------------------------------------- */
 
 static int cache_collect_name(void *ctx, const char *name)
 {
@@ -53,13 +88,12 @@ static int cache_collect_name(void *ctx, const char *name)
 static int cache_tables_snapshot(struct cache *c, struct dbuf *out,
 				 struct aws_err *err)
 {
-	time_t now = time(NULL);
+	uint64_t now = cache_now_ms();
 	int rc = 0;
 
 	pthread_mutex_lock(&c->lock);
-	if (c->tables_at && now - c->tables_at < (time_t)c->ttl_s)
-		rc = dbuf_add(out, c->tables.ptr ? c->tables.ptr : "",
-			      dbuf_len(&c->tables));
+	if (cache_fresh(c, c->tables_ms, now))
+		rc = dbuf_add(out, dbuf_str(&c->tables), dbuf_len(&c->tables));
 	else
 		rc = 1;
 	pthread_mutex_unlock(&c->lock);
@@ -72,8 +106,8 @@ static int cache_tables_snapshot(struct cache *c, struct dbuf *out,
 		return rc;
 	pthread_mutex_lock(&c->lock);
 	dbuf_reset(&c->tables);
-	rc = dbuf_add(&c->tables, out->ptr ? out->ptr : "", dbuf_len(out));
-	c->tables_at = rc ? 0 : now;
+	rc = dbuf_add(&c->tables, dbuf_str(out), dbuf_len(out));
+	c->tables_ms = rc ? 0 : now;
 	pthread_mutex_unlock(&c->lock);
 	return rc;
 }
@@ -107,4 +141,233 @@ int cache_table_exists(struct cache *c, const char *table,
 	if (rc < 0)
 		return rc;
 	return rc ? 0 : -ENOENT;
+}
+
+/* ---- schemas --------------------------------------------------------- */
+
+static char attr_type(const json_t *defs, const char *name)
+{
+	const json_t *d;
+	const char *t;
+	size_t i;
+
+	json_array_foreach(defs, i, d) {
+		if (strcmp(json_string_value(json_object_get(d, "AttributeName"))
+				   ?: "", name))
+			continue;
+		t = json_string_value(json_object_get(d, "AttributeType"));
+		if (t && (!strcmp(t, "S") || !strcmp(t, "N") || !strcmp(t, "B")))
+			return t[0];
+	}
+	return 0;
+}
+
+/* Key schema out of a DescribeTable "Table". */
+static int schema_from_table(const json_t *t, struct cache_schema *s)
+{
+	const json_t *ks = json_object_get(t, "KeySchema");
+	const json_t *defs = json_object_get(t, "AttributeDefinitions");
+	const json_t *k;
+	struct cache_keyattr *a;
+	const char *name, *type;
+	size_t i;
+
+	memset(s, 0, sizeof(*s));
+	json_array_foreach(ks, i, k) {
+		name = json_string_value(json_object_get(k, "AttributeName"));
+		type = json_string_value(json_object_get(k, "KeyType"));
+		if (!name || !type || strlen(name) >= sizeof(s->pk.name))
+			return -EIO;
+		if (!strcmp(type, "HASH")) {
+			a = &s->pk;
+		} else if (!strcmp(type, "RANGE")) {
+			a = &s->sk;
+			s->has_sk = 1;
+		} else {
+			return -EIO;
+		}
+		strcpy(a->name, name);
+		a->type = attr_type(defs, name);
+		if (!a->type)
+			return -EIO;
+	}
+	return s->pk.name[0] ? 0 : -EIO;
+}
+
+int cache_table_schema(struct cache *c, const char *table,
+		       struct cache_schema *out, struct aws_err *err)
+{
+	uint64_t now = cache_now_ms();
+	struct ctable *t;
+	json_t *desc = NULL;
+	int rc = 1;
+
+	pthread_mutex_lock(&c->lock);
+	t = cmap_get(c->schemas, table, strlen(table));
+	/* A key schema only changes when the table is deleted and made
+	 * again, so it is trusted as long as a listing. */
+	if (t && cache_fresh(c, t->schema_ms, now)) {
+		*out = t->schema;
+		rc = 0;
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (rc <= 0)
+		return rc;
+
+	rc = ddb_describe_table(c->ddb, table, &desc, err);
+	if (rc)
+		goto out;
+	rc = schema_from_table(desc, out);
+	if (rc) {
+		if (err) {
+			awserr_clear(err);
+			snprintf(err->type, sizeof(err->type),
+				 "SerializationException");
+			snprintf(err->message, sizeof(err->message),
+				 "DescribeTable %s: no usable key schema",
+				 table);
+		}
+		goto out;
+	}
+	pthread_mutex_lock(&c->lock);
+	t = cmap_get(c->schemas, table, strlen(table));
+	if (!t) {
+		t = calloc(1, sizeof(*t));
+		if (t && cmap_put(c->schemas, table, strlen(table), t)) {
+			free(t);
+			t = NULL;
+		}
+	}
+	if (t) {
+		t->schema = *out;
+		t->schema_ms = now;
+	}
+	pthread_mutex_unlock(&c->lock);
+out:
+	json_decref(desc);
+	return rc;
+}
+
+/* ---- canonical ids ---------------------------------------------------- */
+
+/* Numbers as sign, significant digits and exponent: "1.50", "1.5" and
+ * "15E-1" are one key to DynamoDB and one id here.  Zeros are held back
+ * until a non-zero digit follows, so trailing zeros cost nothing. */
+static int number_id(const char *s, struct dbuf *out)
+{
+	char digits[64];
+	size_t nd = 0, zeros = 0;
+	long lead = 0, before = 0, e = 0;
+	int neg = 0, esign = 1, any = 0, point = 0;
+	const char *p = s;
+
+	if (*p == '+' || *p == '-')
+		neg = *p++ == '-';
+	for (; *p; p++) {
+		if (*p == '.') {
+			if (point)
+				return -EINVAL;
+			point = 1;
+			continue;
+		}
+		if (*p < '0' || *p > '9')
+			break;
+		any = 1;
+		if (!point)
+			before++; /* digits before the point */
+		if (!nd && *p == '0') {
+			lead++; /* leading zeros, before or after the point */
+			continue;
+		}
+		if (*p == '0') {
+			zeros++;
+			continue;
+		}
+		if (nd + zeros + 1 >= sizeof(digits))
+			return -EINVAL; /* far beyond 38 significant digits */
+		while (zeros) {
+			digits[nd++] = '0';
+			zeros--;
+		}
+		digits[nd++] = *p;
+	}
+	if (!any)
+		return -EINVAL;
+	if (*p == 'e' || *p == 'E') {
+		p++;
+		if (*p == '+' || *p == '-')
+			esign = *p++ == '-' ? -1 : 1;
+		if (*p < '0' || *p > '9')
+			return -EINVAL;
+		for (; *p >= '0' && *p <= '9'; p++)
+			if (e < 100000)
+				e = e * 10 + (*p - '0');
+	}
+	if (*p)
+		return -EINVAL;
+	if (!nd)
+		return dbuf_adds(out, "N:0");
+	digits[nd] = '\0';
+	/* value = 0.DIGITS x 10^exp, exp = digits before the point that
+	 * are not leading zeros (negative when zeros follow the point) */
+	return dbuf_addf(out, "N:%s%se%ld", neg ? "-" : "", digits,
+			 before - lead + esign * e);
+}
+
+int cache_value_id(const json_t *value, struct dbuf *out)
+{
+	const char *type, *s;
+	const json_t *v;
+	size_t len, i;
+	int rc;
+
+	if (!json_is_object(value) || json_object_size(value) != 1)
+		return -EINVAL;
+	type = json_object_iter_key(json_object_iter((json_t *)value));
+	v = json_object_iter_value(json_object_iter((json_t *)value));
+	if (!json_is_string(v))
+		return -EINVAL;
+	s = json_string_value(v);
+	len = json_string_length(v);
+	if (!strcmp(type, "S")) {
+		rc = dbuf_adds(out, "S:");
+		return rc ? rc : dbuf_add(out, s, len);
+	}
+	if (!strcmp(type, "N"))
+		return number_id(s, out);
+	if (!strcmp(type, "B")) {
+		/* base64 and base64url, padded or not, are one id */
+		rc = dbuf_adds(out, "B:");
+		for (i = 0; !rc && i < len && s[i] != '='; i++)
+			rc = dbuf_addc(out, s[i] == '-' ? '+' :
+					    s[i] == '_' ? '/' : s[i]);
+		return rc;
+	}
+	return -EINVAL;
+}
+
+int cache_item_id(const char *table, const struct cache_schema *s,
+		  const json_t *key, struct dbuf *out)
+{
+	int rc;
+
+	rc = dbuf_add(out, table, strlen(table) + 1);
+	if (!rc)
+		rc = cache_value_id(json_object_get(key, s->pk.name), out);
+	if (!rc && s->has_sk) {
+		rc = dbuf_addc(out, '\0');
+		if (!rc)
+			rc = cache_value_id(json_object_get(key, s->sk.name),
+					    out);
+	}
+	return rc;
+}
+
+int cache_dir_id(const char *table, const json_t *pvalue, struct dbuf *out)
+{
+	int rc = dbuf_add(out, table, strlen(table) + 1);
+
+	if (!rc && pvalue)
+		rc = cache_value_id(pvalue, out);
+	return rc;
 }

@@ -30,8 +30,7 @@
 struct cache;
 
 struct cache_opts {
-	unsigned ttl_s;           /* how long what was read is trusted */
-	unsigned ttl_ms;          /* the same in ms; wins when not 0 */
+	unsigned ttl_ms;          /* how long what was read is trusted */
 	enum ddbjson_format fmt;  /* how item files show items */
 	time_t mount_time;        /* mtime of items unchanged since; 0: now */
 	int scan_segments;        /* parallel Scan segments; 0: 4 */
@@ -124,9 +123,6 @@ enum {
 int cache_item_save(struct cache *c, const char *table, const json_t *key,
 		    const char *text, size_t len, const json_t *hint,
 		    unsigned flags, struct dbuf *why, struct aws_err *err);
-/* Create an item holding only its key (CACHE_SAVE_EXCL honoured). */
-int cache_item_create(struct cache *c, const char *table, const json_t *key,
-		      unsigned flags, struct aws_err *err);
 int cache_item_delete(struct cache *c, const char *table, const json_t *key,
 		      struct aws_err *err);
 /* rename(2) of an item: one TransactWriteItems with a Put of the item
@@ -170,6 +166,12 @@ enum {
 	CACHE_SCRATCH_TRUNC = 1 << 2,  /* O_TRUNC */
 };
 
+/* A new unnamed scratch file holding text, with hint (may be NULL): the
+ * buffer of an open item file.  *out: a new reference. */
+int cache_scratch_make(const char *text, size_t len, const json_t *hint,
+		       struct cache_scratch **out);
+/* Its content appended to out. */
+int cache_scratch_text(struct cache_scratch *s, struct dbuf *out);
 /* *out: a new reference (cache_scratch_put releases it). */
 int cache_scratch_open(struct cache *c, const char *path, unsigned flags,
 		       mode_t mode, struct cache_scratch **out);

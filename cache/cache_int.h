@@ -93,10 +93,9 @@ void cache_scratch_free_all(struct cache *c);
  * Takes lock. */
 json_t *cache_hint_get(struct cache *c, const char *table,
 		       const struct cache_schema *s, const json_t *key);
-/* Replace the scratch file at path with text and hint (takes
- * scratch_lock). */
-int cache_scratch_install(struct cache *c, const char *path, const char *text,
-			  size_t len, const json_t *hint);
+/* Name s path, replacing a scratch file there; takes the reference. */
+int cache_scratch_install(struct cache *c, const char *path,
+			  struct cache_scratch *s);
 /* The scratch file's text and hint (new reference or NULL). */
 int cache_scratch_snapshot(struct cache *c, const char *path,
 			   struct dbuf *text, json_t **hint,

@@ -6,7 +6,8 @@
 #   1. build-test: -Dwerror=true; every suite (unit, integration, mount)
 #   2. build-asan: AddressSanitizer + UndefinedBehaviorSanitizer (with
 #      LeakSanitizer), -Dwerror=true; every suite again
-#   3. build-test's unit suite under valgrind memcheck
+#   3. build-test's unit suite under valgrind memcheck, then the mount
+#      suite with the dynfs daemon under valgrind
 #
 # Prints a summary and, as its last line, "N passed, N failed" (totals of
 # the three runs; a build step that fails counts as one failure).  Exits
@@ -109,6 +110,22 @@ command -v jq >/dev/null || {
 	exit 1
 }
 
+# Every test source must be registered in its meson.build: meson does not
+# glob, and a test that is never run passes silently.
+unregistered=()
+for f in tests/unit/test_*.c tests/integration/test_*.c tests/mount/test_*.sh; do
+	[[ -e "$f" ]] || continue
+	stem="$(basename "$f")"
+	stem="${stem#test_}"
+	stem="${stem%.*}"
+	if ! grep -Eq "'(test_)?${stem}(\.c|\.sh)?'" "$(dirname "$f")/meson.build"; then
+		unregistered+=("$f")
+	fi
+done
+if ((${#unregistered[@]} > 0)); then
+	note "test registration" 0 "${#unregistered[@]}" 0 0 "not in meson.build: ${unregistered[*]}"
+fi
+
 # Sanitizer settings for stage 2 (the mount tests also grep the daemon's
 # stderr for any report, see tests/lib/common.sh).
 lsan_supp="$root/tests/lsan.supp"
@@ -138,7 +155,8 @@ if want_stage 2; then
 	fi
 fi
 
-# 3. The unit suite under valgrind memcheck (definite leaks are errors).
+# 3. valgrind memcheck (definite leaks are errors): the unit suite, and
+# the daemon in the mount suite.
 if want_stage 3; then
 	if [[ -f build-test/build.ninja ]] || build "3 build-test" build-test -Dwerror=true; then
 		if ! meson compile -C build-test -j "$jobs" >/dev/null; then
@@ -148,6 +166,12 @@ if want_stage 3; then
 			[[ -f "$root/tests/valgrind.supp" ]] && vg+=" --suppressions=$root/tests/valgrind.supp"
 			run_tests "3 valgrind: unit" build-test testlog-valgrind \
 				--suite unit --timeout-multiplier 10 --wrapper "$vg" "$@"
+			# The mount tests run the daemon itself under valgrind
+			# (tests/lib/common.sh: DYNFS_TEST_WRAPPER) and fail on
+			# any report in its output or a non-zero exit.
+			DYNFS_TEST_WRAPPER="$vg" run_tests "3 valgrind: mount (daemon)" \
+				build-test testlog-valgrind-mount --suite mount \
+				--timeout-multiplier 3 "$@"
 		fi
 	fi
 fi

@@ -1,19 +1,106 @@
 /* The FUSE operations.  The tree is
- *   /              the mount
- *   /tables/       one directory per DynamoDB table
- *   /tables/NAME/  the table (items come with the filesystem issue)
- * The layer knows paths and FUSE; everything remote goes through cache/. */
+ *   /                    the mount
+ *   /tables/             one directory per DynamoDB table
+ *   /tables/T/K.json     an item of a table with only a partition key
+ *   /tables/T/P/         a partition of a table with a sort key
+ *   /tables/T/P/S.json   an item of that partition
+ * plus scratch files (dot-names, names not ending in .json) in table and
+ * partition directories.  docs/filesystem.md is the contract.
+ *
+ * The layer knows paths, names and FUSE; everything remote goes through
+ * cache/.  An open item file has a private buffer (close-to-open, as NFS):
+ * it is filled at open, and saved as one PutItem at flush, fsync or
+ * release when it was written. */
 #include "fs/dynfs.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
+#include "fs/keyname.h"
 #include "fs/log.h"
+#include "fs/path.h"
+
+#ifndef RENAME_NOREPLACE
+#define RENAME_NOREPLACE (1 << 0)
+#endif
+#ifndef RENAME_EXCHANGE
+#define RENAME_EXCHANGE (1 << 1)
+#endif
+
+enum node_kind {
+	NODE_ROOT,
+	NODE_TABLES,
+	NODE_TABLE,
+	NODE_PART,
+	NODE_ITEM,
+	NODE_SCRATCH,
+};
+
+/* What a path is about to be used for: names that are no key are ENOENT
+ * to a lookup and EINVAL to a create. */
+enum node_use {
+	USE_LOOKUP,
+	USE_CREATE,
+	USE_MKDIR,
+};
+
+struct node {
+	enum node_kind kind;
+	struct path p;
+	struct cache_schema s;
+	json_t *pvalue; /* the partition of NODE_PART and of what is in one */
+	json_t *key;    /* NODE_ITEM */
+};
+
+struct dynfs_file {
+	struct dynfs_file *next, *prev; /* fs->files, under fs->files_lock */
+	/* Lock order: after fs->files_lock, before the buffer's own. */
+	pthread_mutex_t lock;
+	enum node_kind kind;  /* NODE_ITEM or NODE_SCRATCH */
+	char *path;           /* where it is now; renames follow it */
+	char *table;          /* NODE_ITEM */
+	json_t *key;          /* NODE_ITEM */
+	json_t *orig;         /* the item as opened: the type hint */
+	struct cache_scratch *buf; /* the content */
+	time_t mtime;         /* of the item as opened, or of the last write */
+	uint64_t gen;         /* counts writes */
+	uint64_t saved_gen;   /* gen of the last save; dirty when different */
+	uint64_t failed_gen;  /* gen of the last failed save ... */
+	int failed_rc;        /* ... and its error, returned again */
+	int created;          /* this open made the file: empty is fine */
+	int excl;             /* O_EXCL: the first save must create */
+	int written;          /* write() was called */
+	int writable;         /* opened for writing */
+	int pending;          /* created here and not yet in DynamoDB */
+	int detached;         /* unlinked or replaced: never saved */
+	int registered;       /* in fs->files (under fs->files_lock) */
+	unsigned refs;        /* under fs->files_lock: the opener's + */
+};
 
 static struct dynfs *dynfs_get(void)
 {
 	return fuse_get_context()->private_data;
+}
+
+void dynfs_split_ttl(unsigned cache_ttl, double *kernel_s, unsigned *cache_ms)
+{
+	/* The kernel keeps entries and attributes for up to a second, the
+	 * cache the rest, so a change made elsewhere shows within
+	 * cache_ttl.  0 turns every cache off. */
+	double k;
+
+	if (cache_ttl > 1000000)
+		cache_ttl = 1000000; /* keeps the ms in range */
+	k = cache_ttl >= 2 ? 1.0 : cache_ttl / 2.0;
+
+	*kernel_s = k;
+	*cache_ms = (unsigned)(cache_ttl * 1000.0 - k * 1000.0);
 }
 
 /* Log a failed remote operation once, in the person's words. */
@@ -23,121 +110,1459 @@ static int dynfs_fail(const char *what, const char *path, int rc,
 	char desc[700];
 
 	if (rc != -ENOENT)
-		log_msg(LOG_LVL_ERROR, "%s %s: %s", what, path,
+		log_msg(LOG_LVL_ERROR, "%s %s: %s", what, path ? path : "?",
 			err && (err->type[0] || err->transport)
 				? awserr_describe(err, desc, sizeof(desc))
 				: strerror(-rc));
 	return rc;
 }
 
-static void dynfs_dir_stat(struct stat *st)
+static void node_free(struct node *n)
+{
+	json_decref(n->pvalue);
+	json_decref(n->key);
+	n->pvalue = NULL;
+	n->key = NULL;
+}
+
+/* ---- stat -------------------------------------------------------------- */
+
+static void stat_dir(const struct dynfs *fs, struct stat *st)
 {
 	memset(st, 0, sizeof(*st));
-	st->st_mode = S_IFDIR | 0755;
+	st->st_mode = S_IFDIR | (fs->opts.ro ? 0555 : 0755);
 	st->st_nlink = 2;
-	st->st_uid = fuse_get_context()->uid;
-	st->st_gid = fuse_get_context()->gid;
+	st->st_uid = fs->uid;
+	st->st_gid = fs->gid;
+	st->st_mtime = st->st_ctime = st->st_atime = fs->mount_time;
 }
 
-/* "tables/NAME" → NAME; NULL when path is not a table directory. */
-static const char *dynfs_table_of(const char *path)
+static void stat_file(const struct dynfs *fs, struct stat *st, size_t size,
+		      time_t mtime)
 {
-	const char *t;
-
-	if (strncmp(path, "/tables/", 8))
-		return NULL;
-	t = path + 8;
-	if (!*t || strchr(t, '/'))
-		return NULL;
-	return t;
+	memset(st, 0, sizeof(*st));
+	st->st_mode = S_IFREG | (fs->opts.ro ? 0444 : 0644);
+	st->st_nlink = 1;
+	st->st_uid = fs->uid;
+	st->st_gid = fs->gid;
+	st->st_size = (off_t)size;
+	st->st_blocks = (blkcnt_t)((size + 511) / 512);
+	st->st_blksize = 4096;
+	st->st_mtime = st->st_ctime = st->st_atime = mtime;
 }
+
+static void stat_scratch(const struct dynfs *fs, struct stat *st,
+			 const struct cache_scratch_stat *ss)
+{
+	stat_file(fs, st, ss->size, 0);
+	st->st_mode = S_IFREG | (ss->mode & (fs->opts.ro ? 07555 : 07777));
+	st->st_atim = ss->atime;
+	st->st_mtim = ss->mtime;
+	st->st_ctim = ss->ctime;
+}
+
+/* ---- resolving paths ---------------------------------------------------- */
+
+struct match {
+	char type;
+	int is_dir;
+	const char *name;
+	json_t *found;
+};
+
+static int match_entry(void *ctx, const json_t *value,
+		       const struct cache_stat *st)
+{
+	struct match *m = ctx;
+
+	(void)st;
+	if (!path_matches(value, m->is_dir, m->type, m->name))
+		return 0;
+	m->found = json_deep_copy(value);
+	return m->found ? 1 : -ENOMEM;
+}
+
+/* The value a name stands for.  A long-key name carries only a prefix and
+ * a hash: the listing of its directory has the one value it names. */
+static int name_value(struct dynfs *fs, struct node *n, const char *name,
+		      int is_dir, char type, enum node_use use,
+		      const json_t *list_pv, json_t **out,
+		      struct aws_err *err)
+{
+	struct keyname_decoded d;
+	struct match m = { type, is_dir, name, NULL };
+	int rc;
+
+	*out = NULL;
+	rc = path_decode(name, is_dir, type, &d);
+	if (rc) {
+		keyname_decoded_free(&d);
+		return use == USE_LOOKUP ? -ENOENT : rc;
+	}
+	if (!d.partial) {
+		*out = d.value;
+		return 0;
+	}
+	keyname_decoded_free(&d);
+	rc = cache_list(fs->cache, n->p.table, list_pv, match_entry, &m, err);
+	if (rc < 0)
+		return rc;
+	/* A new item cannot have such a name: its full key is unknown. */
+	if (!m.found)
+		return use == USE_LOOKUP ? -ENOENT : -EINVAL;
+	*out = m.found;
+	return 0;
+}
+
+static int scratch_exists(struct dynfs *fs, const char *path)
+{
+	struct cache_scratch_stat st;
+
+	return cache_scratch_stat(fs->cache, path, &st) == 0;
+}
+
+static int node_resolve(struct dynfs *fs, const char *path, enum node_use use,
+			struct node *n, struct aws_err *err)
+{
+	const struct cache_keyattr *ia;
+	json_t *v = NULL;
+	int rc, role;
+
+	memset(n, 0, sizeof(*n));
+	awserr_clear(err);
+	if (!path)
+		return -ENOENT;
+	rc = path_parse(path, &n->p);
+	if (rc)
+		return rc;
+	switch (n->p.kind) {
+	case PATH_ROOT:
+		n->kind = NODE_ROOT;
+		return 0;
+	case PATH_TABLES:
+		n->kind = NODE_TABLES;
+		return 0;
+	case PATH_TABLE:
+		n->kind = NODE_TABLE;
+		return 0;
+	default:
+		break;
+	}
+	rc = cache_table_schema(fs->cache, n->p.table, &n->s, err);
+	if (rc)
+		return rc;
+	role = path_role(&n->p, n->s.has_sk);
+	if (role < 0)
+		return role;
+	if (n->p.kind == PATH_GRANDCHILD) {
+		rc = name_value(fs, n, n->p.dir, 1, n->s.pk.type, USE_LOOKUP,
+				NULL, &n->pvalue, err);
+		if (rc)
+			goto fail;
+	}
+	if (role == PATH_ROLE_PART) {
+		if (use == USE_CREATE ||
+		    (use == USE_LOOKUP && scratch_exists(fs, path))) {
+			n->kind = NODE_SCRATCH;
+			return 0;
+		}
+		rc = name_value(fs, n, n->p.name, 1, n->s.pk.type, use, NULL,
+				&n->pvalue, err);
+		if (rc)
+			goto fail;
+		n->kind = NODE_PART;
+		return 0;
+	}
+	if (role == PATH_ROLE_SCRATCH) {
+		if (use == USE_MKDIR) {
+			rc = -EPERM;
+			goto fail;
+		}
+		n->kind = NODE_SCRATCH;
+		return 0;
+	}
+	if (use == USE_MKDIR) {
+		rc = -EPERM;
+		goto fail;
+	}
+	ia = n->s.has_sk ? &n->s.sk : &n->s.pk;
+	rc = name_value(fs, n, n->p.name, 0, ia->type, use, n->pvalue, &v,
+			err);
+	if (rc)
+		goto fail;
+	n->key = n->s.has_sk ? path_key_new(&n->s, n->pvalue, v)
+			     : path_key_new(&n->s, v, NULL);
+	json_decref(v);
+	if (!n->key) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	n->kind = NODE_ITEM;
+	return 0;
+fail:
+	node_free(n);
+	return rc;
+}
+
+/* ---- open files ---------------------------------------------------------- */
+
+static void file_free(struct dynfs_file *f)
+{
+	if (!f)
+		return;
+	cache_scratch_put(f->buf);
+	json_decref(f->key);
+	json_decref(f->orig);
+	free(f->table);
+	free(f->path);
+	pthread_mutex_destroy(&f->lock);
+	free(f);
+}
+
+static struct dynfs_file *file_new(enum node_kind kind, const char *path)
+{
+	struct dynfs_file *f = calloc(1, sizeof(*f));
+
+	if (!f)
+		return NULL;
+	pthread_mutex_init(&f->lock, NULL);
+	f->kind = kind;
+	f->refs = 1;
+	f->path = strdup(path);
+	if (!f->path) {
+		file_free(f);
+		return NULL;
+	}
+	return f;
+}
+
+static void file_register(struct dynfs *fs, struct dynfs_file *f)
+{
+	pthread_mutex_lock(&fs->files_lock);
+	f->next = fs->files;
+	f->prev = NULL;
+	if (fs->files)
+		fs->files->prev = f;
+	fs->files = f;
+	f->registered = 1;
+	pthread_mutex_unlock(&fs->files_lock);
+}
+
+static void file_unregister(struct dynfs *fs, struct dynfs_file *f)
+{
+	pthread_mutex_lock(&fs->files_lock);
+	if (f->registered) {
+		if (f->prev)
+			f->prev->next = f->next;
+		else
+			fs->files = f->next;
+		if (f->next)
+			f->next->prev = f->prev;
+		f->registered = 0;
+	}
+	pthread_mutex_unlock(&fs->files_lock);
+}
+
+/* Drop a reference taken under files_lock; the last one frees. */
+static void file_put(struct dynfs *fs, struct dynfs_file *f)
+{
+	unsigned left;
+
+	pthread_mutex_lock(&fs->files_lock);
+	left = --f->refs;
+	pthread_mutex_unlock(&fs->files_lock);
+	if (!left)
+		file_free(f);
+}
+
+static struct dynfs_file *file_of(struct fuse_file_info *fi)
+{
+	return fi ? (struct dynfs_file *)(uintptr_t)fi->fh : NULL;
+}
+
+static int file_dirty(const struct dynfs_file *f)
+{
+	return f->gen != f->saved_gen;
+}
+
+/* The size and mtime of the newest open file at path that holds what
+ * DynamoDB does not have yet (written, or created and not saved). */
+static int file_stat_open(struct dynfs *fs, const char *path, size_t *size,
+			  time_t *mtime)
+{
+	struct cache_scratch_stat ss;
+	struct dynfs_file *f;
+	int found = 0;
+
+	pthread_mutex_lock(&fs->files_lock);
+	for (f = fs->files; f && !found; f = f->next) {
+		pthread_mutex_lock(&f->lock);
+		if (!f->detached && f->path && !strcmp(f->path, path) &&
+		    (file_dirty(f) || f->pending)) {
+			cache_scratch_fstat(f->buf, &ss);
+			*size = ss.size;
+			*mtime = f->mtime;
+			found = 1;
+		}
+		pthread_mutex_unlock(&f->lock);
+	}
+	pthread_mutex_unlock(&fs->files_lock);
+	return found;
+}
+
+/* 1 when an open file not yet in DynamoDB is in directory dir. */
+static int file_pending_in(struct dynfs *fs, const char *dir)
+{
+	struct dynfs_file *f;
+	size_t len = strlen(dir);
+	int found = 0;
+
+	pthread_mutex_lock(&fs->files_lock);
+	for (f = fs->files; f && !found; f = f->next) {
+		pthread_mutex_lock(&f->lock);
+		found = !f->detached && f->pending && f->path &&
+			!strncmp(f->path, dir, len) && f->path[len] == '/' &&
+			!strchr(f->path + len + 1, '/');
+		pthread_mutex_unlock(&f->lock);
+	}
+	pthread_mutex_unlock(&fs->files_lock);
+	return found;
+}
+
+/* Save an item file that was written.  The error reaches close() and
+ * fsync(); the log says which file and why.  A failed save is not tried
+ * again for the same content, so one close makes one log line. */
+static int file_save(struct dynfs *fs, struct dynfs_file *f, const char *op)
+{
+	struct aws_err err;
+	struct dbuf text, why;
+	char desc[700];
+	char *path = NULL, *table = NULL;
+	json_t *key = NULL, *orig = NULL;
+	unsigned flags;
+	uint64_t gen;
+	int rc = 0;
+
+	dbuf_init(&text, DBUF_CAP_BODY);
+	dbuf_init(&why, DBUF_CAP_SMALL);
+	awserr_clear(&err);
+	pthread_mutex_lock(&f->lock);
+	if (f->kind != NODE_ITEM || f->detached || !file_dirty(f)) {
+		pthread_mutex_unlock(&f->lock);
+		goto out;
+	}
+	gen = f->gen;
+	if (gen == f->failed_gen) {
+		rc = f->failed_rc;
+		pthread_mutex_unlock(&f->lock);
+		goto out;
+	}
+	rc = cache_scratch_text(f->buf, &text);
+	path = strdup(f->path ? f->path : "?");
+	table = strdup(f->table);
+	key = json_incref(f->key);
+	orig = json_incref(f->orig);
+	flags = (f->created ? CACHE_SAVE_NEW : 0) |
+		(f->excl ? CACHE_SAVE_EXCL : 0);
+	pthread_mutex_unlock(&f->lock);
+	if (!rc && (!path || !table))
+		rc = -ENOMEM;
+	if (!rc)
+		rc = cache_item_save(fs->cache, table, key, dbuf_str(&text),
+				     dbuf_len(&text), orig, flags, &why, &err);
+	pthread_mutex_lock(&f->lock);
+	if (!rc) {
+		if (f->saved_gen < gen)
+			f->saved_gen = gen;
+		f->pending = 0;
+		f->excl = 0;
+	} else {
+		f->failed_gen = gen;
+		f->failed_rc = rc;
+	}
+	pthread_mutex_unlock(&f->lock);
+	if (rc && !dbuf_len(&why))
+		dbuf_adds(&why, err.type[0] || err.transport
+					? awserr_describe(&err, desc, sizeof(desc))
+					: strerror(-rc));
+	if (rc)
+		log_msg(LOG_LVL_ERROR, "%s %s: not saved: %s", op,
+			path ? path : "?", dbuf_str(&why));
+out:
+	json_decref(key);
+	json_decref(orig);
+	free(path);
+	free(table);
+	dbuf_free(&text);
+	dbuf_free(&why);
+	return rc;
+}
+
+/* Before a rename or unlink of path: what open files wrote is saved
+ * first, so it is not lost or sent under a name that is gone. */
+static int files_save_at(struct dynfs *fs, const char *path, const char *op)
+{
+	struct dynfs_file *f, *want;
+	int rc = 0, again = 1;
+
+	while (again && !rc) {
+		again = 0;
+		want = NULL;
+		pthread_mutex_lock(&fs->files_lock);
+		for (f = fs->files; f && !want; f = f->next) {
+			pthread_mutex_lock(&f->lock);
+			if (f->kind == NODE_ITEM && !f->detached && f->path &&
+			    !strcmp(f->path, path) && file_dirty(f) &&
+			    f->gen != f->failed_gen)
+				want = f;
+			pthread_mutex_unlock(&f->lock);
+		}
+		/* A reference keeps it alive through a concurrent
+		 * release while the save runs unlocked. */
+		if (want)
+			want->refs++;
+		pthread_mutex_unlock(&fs->files_lock);
+		if (want) {
+			rc = file_save(fs, want, op);
+			file_put(fs, want);
+			again = 1;
+		}
+	}
+	return rc;
+}
+
+/* After a rename: open files at from now are at to (with to's key), or
+ * detached when to is not an item; those that were at to are replaced. */
+static void files_renamed(struct dynfs *fs, const char *from, const char *to,
+			  const struct node *dst)
+{
+	struct dynfs_file *f;
+
+	pthread_mutex_lock(&fs->files_lock);
+	for (f = fs->files; f; f = f->next) {
+		pthread_mutex_lock(&f->lock);
+		if (f->path && !strcmp(f->path, to)) {
+			f->detached = 1;
+		} else if (f->path && !strcmp(f->path, from)) {
+			char *np = strdup(to);
+			char *nt = dst->kind == NODE_ITEM ? strdup(dst->p.table)
+							  : NULL;
+
+			if (np && dst->kind == NODE_ITEM && nt) {
+				free(f->path);
+				free(f->table);
+				json_decref(f->key);
+				f->path = np;
+				f->table = nt;
+				f->key = json_incref(dst->key);
+			} else {
+				free(np);
+				free(nt);
+				f->detached = 1;
+			}
+		}
+		pthread_mutex_unlock(&f->lock);
+	}
+	pthread_mutex_unlock(&fs->files_lock);
+}
+
+static void files_detach(struct dynfs *fs, const char *path)
+{
+	struct dynfs_file *f;
+
+	pthread_mutex_lock(&fs->files_lock);
+	for (f = fs->files; f; f = f->next) {
+		pthread_mutex_lock(&f->lock);
+		if (f->path && !strcmp(f->path, path))
+			f->detached = 1;
+		pthread_mutex_unlock(&f->lock);
+	}
+	pthread_mutex_unlock(&fs->files_lock);
+}
+
+/* ---- kernel cache invalidation ----------------------------------------------- */
+
+/* Queue path for the invalidation thread. */
+static void inval_push(struct dynfs *fs, const char *path)
+{
+	pthread_mutex_lock(&fs->inval_lock);
+	if (fs->inval_started && !dbuf_add(&fs->inval, path, strlen(path) + 1))
+		pthread_cond_signal(&fs->inval_cond);
+	pthread_mutex_unlock(&fs->inval_lock);
+}
+
+static void *inval_main(void *arg)
+{
+	struct dynfs *fs = arg;
+	const struct timespec pause = { 0, 20 * 1000 * 1000 };
+	struct dbuf batch;
+	size_t off;
+
+	dbuf_init(&batch, DBUF_CAP_BODY);
+	pthread_mutex_lock(&fs->inval_lock);
+	while (!fs->inval_stop) {
+		if (!dbuf_len(&fs->inval)) {
+			pthread_cond_wait(&fs->inval_cond, &fs->inval_lock);
+			continue;
+		}
+		dbuf_reset(&batch);
+		if (dbuf_add(&batch, fs->inval.ptr, dbuf_len(&fs->inval)))
+			dbuf_reset(&batch);
+		dbuf_reset(&fs->inval);
+		pthread_mutex_unlock(&fs->inval_lock);
+		/* libfuse renames its own node after our rename returns:
+		 * give it that moment before looking the path up. */
+		nanosleep(&pause, NULL);
+		for (off = 0; off < dbuf_len(&batch);
+		     off += strlen(batch.ptr + off) + 1)
+			fuse_invalidate_path(fs->fuse, batch.ptr + off);
+		pthread_mutex_lock(&fs->inval_lock);
+	}
+	pthread_mutex_unlock(&fs->inval_lock);
+	dbuf_free(&batch);
+	return NULL;
+}
+
+static void inval_start(struct dynfs *fs)
+{
+	pthread_mutex_init(&fs->inval_lock, NULL);
+	pthread_cond_init(&fs->inval_cond, NULL);
+	dbuf_init(&fs->inval, DBUF_CAP_SMALL);
+	fs->inval_stop = 0;
+	fs->fuse = fuse_get_context()->fuse;
+	/* Without the thread the kernel catches up after attr_timeout. */
+	fs->inval_started = fs->fuse &&
+			    !pthread_create(&fs->inval_thread, NULL, inval_main, fs);
+}
+
+static void inval_stop(struct dynfs *fs)
+{
+	int started;
+
+	pthread_mutex_lock(&fs->inval_lock);
+	started = fs->inval_started;
+	fs->inval_started = 0;
+	fs->inval_stop = 1;
+	pthread_cond_signal(&fs->inval_cond);
+	pthread_mutex_unlock(&fs->inval_lock);
+	if (started)
+		pthread_join(fs->inval_thread, NULL);
+	dbuf_free(&fs->inval);
+	pthread_cond_destroy(&fs->inval_cond);
+	pthread_mutex_destroy(&fs->inval_lock);
+}
+
+/* ---- operations ----------------------------------------------------------- */
 
 static void *dynfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 {
+	struct dynfs *fs = dynfs_get();
+
 	(void)conn;
-	/* Attributes and entries are cached by the kernel for cache_ttl;
-	 * listings above already trust a snapshot that long. */
-	cfg->entry_timeout = 1.0;
-	cfg->attr_timeout = 1.0;
-	cfg->negative_timeout = 0;
+	/* Entries and attributes stay in the kernel for the kernel's share
+	 * of cache_ttl; readdir fills them (FUSE_FILL_DIR_PLUS). */
+	cfg->entry_timeout = fs->kernel_ttl;
+	cfg->attr_timeout = fs->kernel_ttl;
+	cfg->negative_timeout = fs->kernel_ttl;
 	cfg->use_ino = 0;
-	return dynfs_get();
+	cfg->direct_io = 0;
+	cfg->kernel_cache = 0;
+	cfg->auto_cache = 0;
+	/* Open files carry their own identity, so they need no path, and
+	 * an unlinked open file is simply detached instead of being
+	 * renamed to .fuse_hidden (which would be a scratch rename). */
+	cfg->nullpath_ok = 1;
+	cfg->hard_remove = 1;
+	inval_start(fs);
+	return fs;
+}
+
+/* Unmount: anything written and not yet saved is saved now. */
+static void dynfs_destroy(void *private_data)
+{
+	struct dynfs *fs = private_data;
+	struct dynfs_file *f, *next;
+
+	if (!fs)
+		return;
+	inval_stop(fs);
+	pthread_mutex_lock(&fs->files_lock);
+	f = fs->files;
+	fs->files = NULL;
+	pthread_mutex_unlock(&fs->files_lock);
+	for (; f; f = next) {
+		next = f->next;
+		f->registered = 0;
+		file_save(fs, f, "unmount");
+		/* The kernel no longer holds the handle: the connection is
+		 * gone, no release will come. */
+		file_free(f);
+	}
 }
 
 static int dynfs_getattr(const char *path, struct stat *st,
 			 struct fuse_file_info *fi)
 {
 	struct dynfs *fs = dynfs_get();
+	struct dynfs_file *f = file_of(fi);
+	struct cache_scratch_stat ss;
+	struct cache_stat cs;
 	struct aws_err err;
-	const char *table;
+	struct node n;
+	size_t size;
+	time_t mtime;
 	int rc;
 
-	(void)fi;
-	if (!strcmp(path, "/") || !strcmp(path, "/tables")) {
-		dynfs_dir_stat(st);
+	if (f && f->kind != NODE_ITEM && f->kind != NODE_SCRATCH)
+		path = f->path; /* a directory */
+	else if (f) {
+		pthread_mutex_lock(&f->lock);
+		cache_scratch_fstat(f->buf, &ss);
+		if (f->kind == NODE_ITEM)
+			stat_file(fs, st, ss.size, f->mtime);
+		else
+			stat_scratch(fs, st, &ss);
+		pthread_mutex_unlock(&f->lock);
 		return 0;
 	}
-	table = dynfs_table_of(path);
-	if (!table)
-		return -ENOENT;
-	rc = cache_table_exists(fs->cache, table, &err);
+	rc = node_resolve(fs, path, USE_LOOKUP, &n, &err);
 	if (rc)
 		return dynfs_fail("lookup", path, rc, &err);
-	dynfs_dir_stat(st);
-	return 0;
+	switch (n.kind) {
+	case NODE_ROOT:
+	case NODE_TABLES:
+		stat_dir(fs, st);
+		break;
+	case NODE_TABLE:
+		rc = cache_table_exists(fs->cache, n.p.table, &err);
+		if (!rc)
+			stat_dir(fs, st);
+		break;
+	case NODE_PART:
+		rc = cache_part_stat(fs->cache, n.p.table, n.pvalue, &err);
+		if (rc == -ENOENT &&
+		    (cache_scratch_count(fs->cache, path) ||
+		     file_pending_in(fs, path)))
+			rc = 0;
+		if (!rc)
+			stat_dir(fs, st);
+		break;
+	case NODE_ITEM:
+		if (file_stat_open(fs, path, &size, &mtime)) {
+			stat_file(fs, st, size, mtime);
+			break;
+		}
+		rc = cache_item_stat(fs->cache, n.p.table, n.key, &cs, &err);
+		if (!rc)
+			stat_file(fs, st, cs.size, cs.mtime);
+		break;
+	case NODE_SCRATCH:
+		rc = cache_scratch_stat(fs->cache, path, &ss);
+		if (!rc)
+			stat_scratch(fs, st, &ss);
+		break;
+	}
+	node_free(&n);
+	return rc ? dynfs_fail("lookup", path, rc, &err) : 0;
 }
 
 struct dynfs_fill {
+	struct dynfs *fs;
 	void *buf;
 	fuse_fill_dir_t filler;
+	char type;
+	struct dbuf name;
 };
 
-static int dynfs_fill_name(void *ctx, const char *name)
+static int fill_name(void *ctx, const char *name)
 {
 	struct dynfs_fill *f = ctx;
 	struct stat st;
 
-	dynfs_dir_stat(&st);
-	return f->filler(f->buf, name, &st, 0, 0) ? -ENOBUFS : 0;
+	stat_dir(f->fs, &st);
+	return f->filler(f->buf, name, &st, 0, FUSE_FILL_DIR_PLUS) ? 1 : 0;
 }
 
-static int dynfs_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
+static int fill_entry(void *ctx, const json_t *value,
+		      const struct cache_stat *cs)
+{
+	struct dynfs_fill *f = ctx;
+	struct stat st;
+
+	dbuf_reset(&f->name);
+	if (path_encode(value, cs->is_dir, f->type, &f->name)) {
+		/* Not a key this table can have (another client wrote
+		 * through a different schema?): nothing to show. */
+		log_msg(LOG_LVL_DEBUG, "readdir: skipped a key that has no "
+			"file name");
+		return 0;
+	}
+	if (cs->is_dir)
+		stat_dir(f->fs, &st);
+	else
+		stat_file(f->fs, &st, cs->size, cs->mtime);
+	return f->filler(f->buf, dbuf_str(&f->name), &st, 0,
+			 FUSE_FILL_DIR_PLUS) ? 1 : 0;
+}
+
+static int fill_scratch(void *ctx, const char *name,
+			const struct cache_scratch_stat *ss)
+{
+	struct dynfs_fill *f = ctx;
+	struct stat st;
+
+	stat_scratch(f->fs, &st, ss);
+	return f->filler(f->buf, name, &st, 0, FUSE_FILL_DIR_PLUS) ? 1 : 0;
+}
+
+/* Directories keep their path in their handle: with nullpath_ok,
+ * readdir gets none. */
+static int dynfs_opendir(const char *path, struct fuse_file_info *fi)
+{
+	struct dynfs *fs = dynfs_get();
+	struct dynfs_file *d;
+	struct aws_err err;
+	struct node n;
+	int rc;
+
+	rc = node_resolve(fs, path, USE_LOOKUP, &n, &err);
+	if (rc)
+		return dynfs_fail("opendir", path, rc, &err);
+	if (n.kind == NODE_ITEM || n.kind == NODE_SCRATCH)
+		rc = -ENOTDIR;
+	d = rc ? NULL : file_new(n.kind, path);
+	node_free(&n);
+	if (rc)
+		return rc;
+	if (!d)
+		return -ENOMEM;
+	fi->fh = (uintptr_t)d;
+	return 0;
+}
+
+static int dynfs_releasedir(const char *path, struct fuse_file_info *fi)
+{
+	(void)path;
+	file_free(file_of(fi));
+	return 0;
+}
+
+static int dynfs_readdir(const char *dpath, void *buf, fuse_fill_dir_t filler,
 			 off_t off, struct fuse_file_info *fi,
 			 enum fuse_readdir_flags flags)
 {
 	struct dynfs *fs = dynfs_get();
-	struct dynfs_fill f = { buf, filler };
+	struct dynfs_file *d = file_of(fi);
+	const char *path = d ? d->path : dpath;
+	struct dynfs_fill f;
 	struct aws_err err;
+	struct node n;
 	int rc;
 
 	(void)off;
-	(void)fi;
 	(void)flags;
-	if (!strcmp(path, "/")) {
-		filler(buf, ".", NULL, 0, 0);
-		filler(buf, "..", NULL, 0, 0);
-		filler(buf, "tables", NULL, 0, 0);
-		return 0;
-	}
-	if (!strcmp(path, "/tables")) {
-		filler(buf, ".", NULL, 0, 0);
-		filler(buf, "..", NULL, 0, 0);
-		rc = cache_tables(fs->cache, dynfs_fill_name, &f, &err);
-		return rc ? dynfs_fail("list", path, rc, &err) : 0;
-	}
-	if (dynfs_table_of(path)) {
-		rc = cache_table_exists(fs->cache, dynfs_table_of(path), &err);
+	memset(&f, 0, sizeof(f));
+	f.fs = fs;
+	f.buf = buf;
+	f.filler = filler;
+	dbuf_init(&f.name, DBUF_CAP_SMALL);
+	rc = node_resolve(fs, path, USE_LOOKUP, &n, &err);
+	if (rc)
+		goto out;
+	filler(buf, ".", NULL, 0, 0);
+	filler(buf, "..", NULL, 0, 0);
+	switch (n.kind) {
+	case NODE_ROOT:
+		fill_name(&f, "tables");
+		break;
+	case NODE_TABLES:
+		rc = cache_tables(fs->cache, fill_name, &f, &err);
+		break;
+	case NODE_TABLE:
+		rc = cache_table_schema(fs->cache, n.p.table, &n.s, &err);
 		if (rc)
-			return dynfs_fail("list", path, rc, &err);
-		filler(buf, ".", NULL, 0, 0);
-		filler(buf, "..", NULL, 0, 0);
+			break;
+		f.type = n.s.pk.type;
+		rc = cache_list(fs->cache, n.p.table, NULL, fill_entry, &f,
+				&err);
+		break;
+	case NODE_PART:
+		f.type = n.s.sk.type;
+		rc = cache_list(fs->cache, n.p.table, n.pvalue, fill_entry, &f,
+				&err);
+		break;
+	default:
+		rc = -ENOTDIR;
+		break;
+	}
+	if (rc > 0)
+		rc = 0; /* the kernel's buffer is full */
+	if (!rc && (n.kind == NODE_TABLE || n.kind == NODE_PART))
+		cache_scratch_list(fs->cache, path, fill_scratch, &f);
+	node_free(&n);
+out:
+	dbuf_free(&f.name);
+	return rc ? dynfs_fail("list", path, rc, &err) : 0;
+}
+
+enum open_how {
+	OPEN_EXISTING, /* open(): the item, or a file being created */
+	OPEN_CREATE,   /* create() without O_EXCL: the item if it exists */
+	OPEN_NEW,      /* create() with O_EXCL: must not exist */
+};
+
+/* Fill a new item file from the item (or not, for O_TRUNC). */
+static int item_file_open(struct dynfs *fs, const char *path, struct node *n,
+			  struct fuse_file_info *fi, enum open_how how,
+			  struct dynfs_file **out, struct aws_err *err)
+{
+	struct dynfs_file *f = NULL;
+	struct cache_stat cs;
+	struct dbuf text;
+	json_t *item = NULL;
+	int rc, same = 0, trunc, writable;
+
+	*out = NULL;
+	dbuf_init(&text, DBUF_CAP_BODY);
+	writable = (fi->flags & O_ACCMODE) != O_RDONLY;
+	trunc = writable && (fi->flags & O_TRUNC);
+	memset(&cs, 0, sizeof(cs));
+	if (how == OPEN_NEW) {
+		/* EEXIST from open() for what exists now; the save at close
+		 * is conditional too, for a writer that comes in between.
+		 * Nothing is created before the content is known, so a
+		 * rejected save leaves no item behind. */
+		rc = cache_item_stat(fs->cache, n->p.table, n->key, &cs, err);
+		if (!rc)
+			rc = -EEXIST;
+		if (rc != -ENOENT)
+			goto out;
+	} else {
+		rc = cache_item_read(fs->cache, n->p.table, n->key, &text,
+				     &item, &cs, &same, err);
+	}
+	if (rc == -ENOENT && how == OPEN_EXISTING) {
+		size_t size;
+		time_t mtime;
+
+		/* Created by another open and not saved yet: this one
+		 * sees it empty, and saves only what it writes. */
+		if (!file_stat_open(fs, path, &size, &mtime))
+			goto out;
+	}
+	if (rc && rc != -ENOENT)
+		goto out;
+	f = file_new(NODE_ITEM, path);
+	if (!f) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	f->writable = writable;
+	f->table = strdup(n->p.table);
+	f->key = json_incref(n->key);
+	f->orig = item;
+	item = NULL;
+	f->mtime = cs.mtime;
+	if (rc == -ENOENT) {
+		/* A new item: it reaches DynamoDB when the file is saved,
+		 * even if nothing is written (touch). */
+		f->created = 1;
+		f->pending = 1;
+		f->excl = how == OPEN_NEW;
+		f->gen = how != OPEN_EXISTING;
+		f->mtime = time(NULL);
+		dbuf_reset(&text);
+	} else if (trunc) {
+		f->gen = 1;
+		f->mtime = time(NULL);
+		dbuf_reset(&text);
+	}
+	rc = f->table ? cache_scratch_make(dbuf_str(&text), dbuf_len(&text),
+					   NULL, &f->buf)
+		      : -ENOMEM;
+	if (rc)
+		goto out;
+	/* Keep the kernel's pages only when they hold this very text. */
+	fi->keep_cache = same && !f->gen;
+	fi->direct_io = 0;
+	*out = f;
+	f = NULL;
+out:
+	file_free(f);
+	json_decref(item);
+	dbuf_free(&text);
+	return rc;
+}
+
+static int dynfs_open(const char *path, struct fuse_file_info *fi)
+{
+	struct dynfs *fs = dynfs_get();
+	struct dynfs_file *f = NULL;
+	struct aws_err err;
+	struct node n;
+	unsigned sflags;
+	int rc, writable = (fi->flags & O_ACCMODE) != O_RDONLY;
+
+	if (fs->opts.ro && (writable || (fi->flags & O_TRUNC)))
+		return -EROFS;
+	rc = node_resolve(fs, path, USE_LOOKUP, &n, &err);
+	if (rc)
+		return dynfs_fail("open", path, rc, &err);
+	switch (n.kind) {
+	case NODE_ITEM:
+		rc = item_file_open(fs, path, &n, fi, OPEN_EXISTING, &f,
+				    &err);
+		if (!rc)
+			file_register(fs, f);
+		break;
+	case NODE_SCRATCH:
+		f = file_new(NODE_SCRATCH, path);
+		if (!f) {
+			rc = -ENOMEM;
+			break;
+		}
+		sflags = writable && (fi->flags & O_TRUNC)
+				 ? CACHE_SCRATCH_TRUNC : 0;
+		rc = cache_scratch_open(fs->cache, path, sflags, 0, &f->buf);
+		break;
+	default:
+		rc = -EISDIR;
+		break;
+	}
+	node_free(&n);
+	if (rc) {
+		file_free(f);
+		return dynfs_fail("open", path, rc, &err);
+	}
+	fi->fh = (uintptr_t)f;
+	return 0;
+}
+
+static int dynfs_create(const char *path, mode_t mode,
+			struct fuse_file_info *fi)
+{
+	struct dynfs *fs = dynfs_get();
+	struct dynfs_file *f = NULL;
+	struct aws_err err;
+	struct node n;
+	unsigned sflags;
+	int rc;
+
+	if (fs->opts.ro)
+		return -EROFS;
+	rc = node_resolve(fs, path, USE_CREATE, &n, &err);
+	if (rc == -EINVAL) {
+		log_msg(LOG_LVL_ERROR, "create %s: the name is not a valid "
+			"key of the table", path);
+		return rc;
+	}
+	if (rc)
+		return dynfs_fail("create", path, rc, &err);
+	switch (n.kind) {
+	case NODE_ITEM:
+		if (fi->flags & O_EXCL) {
+			rc = item_file_open(fs, path, &n, fi, OPEN_NEW, &f,
+					    &err);
+		} else {
+			rc = item_file_open(fs, path, &n, fi, OPEN_CREATE, &f,
+					    &err);
+		}
+		if (!rc)
+			file_register(fs, f);
+		break;
+	case NODE_SCRATCH:
+		f = file_new(NODE_SCRATCH, path);
+		if (!f) {
+			rc = -ENOMEM;
+			break;
+		}
+		sflags = CACHE_SCRATCH_CREATE;
+		if (fi->flags & O_EXCL)
+			sflags |= CACHE_SCRATCH_EXCL;
+		if (fi->flags & O_TRUNC)
+			sflags |= CACHE_SCRATCH_TRUNC;
+		rc = cache_scratch_open(fs->cache, path, sflags, mode, &f->buf);
+		break;
+	default:
+		rc = -EISDIR;
+		break;
+	}
+	node_free(&n);
+	if (rc) {
+		file_free(f);
+		return rc == -EEXIST ? rc : dynfs_fail("create", path, rc, &err);
+	}
+	fi->fh = (uintptr_t)f;
+	return 0;
+}
+
+static int dynfs_read(const char *path, char *buf, size_t size, off_t off,
+		      struct fuse_file_info *fi)
+{
+	struct dynfs_file *f = file_of(fi);
+	ssize_t n;
+
+	(void)path;
+	if (!f)
+		return -EBADF;
+	n = cache_scratch_read(f->buf, buf, size, off);
+	return (int)n;
+}
+
+static int dynfs_write(const char *path, const char *buf, size_t size,
+		       off_t off, struct fuse_file_info *fi)
+{
+	struct dynfs *fs = dynfs_get();
+	struct dynfs_file *f = file_of(fi);
+	ssize_t n;
+
+	(void)path;
+	if (!f)
+		return -EBADF;
+	if (fs->opts.ro)
+		return -EROFS;
+	if (size > INT_MAX)
+		size = INT_MAX;
+	pthread_mutex_lock(&f->lock);
+	n = cache_scratch_write(f->buf, buf, size, off);
+	if (n >= 0) {
+		f->gen++;
+		f->written = 1;
+		f->mtime = time(NULL);
+	}
+	pthread_mutex_unlock(&f->lock);
+	return (int)n;
+}
+
+static int dynfs_flush(const char *path, struct fuse_file_info *fi)
+{
+	struct dynfs_file *f = file_of(fi);
+	int wait;
+
+	(void)path;
+	if (!f)
+		return 0;
+	/* A shell's `> file` closes a duplicate of the descriptor before
+	 * anything is written: an existing item only truncated so far is
+	 * saved at release, not at that first close.  A new file is saved
+	 * at once (touch). */
+	pthread_mutex_lock(&f->lock);
+	wait = f->kind == NODE_ITEM && !f->written && !f->pending;
+	pthread_mutex_unlock(&f->lock);
+	return wait ? 0 : file_save(dynfs_get(), f, "close");
+}
+
+static int dynfs_fsync(const char *path, int datasync,
+		       struct fuse_file_info *fi)
+{
+	struct dynfs_file *f = file_of(fi);
+
+	(void)path;
+	(void)datasync;
+	return f ? file_save(dynfs_get(), f, "fsync") : 0;
+}
+
+static int dynfs_release(const char *path, struct fuse_file_info *fi)
+{
+	struct dynfs *fs = dynfs_get();
+	struct dynfs_file *f = file_of(fi);
+
+	(void)path;
+	if (!f)
+		return 0;
+	/* flush came first; this catches a write after it (mmap). */
+	file_save(fs, f, "close");
+	file_unregister(fs, f);
+	file_put(fs, f);
+	return 0;
+}
+
+/* truncate(2) of an item by name: the text cut or zero-extended, saved. */
+static int item_truncate(struct dynfs *fs, const char *path, struct node *n,
+			 off_t size, struct aws_err *err)
+{
+	struct dynfs_file *f = NULL;
+	struct fuse_file_info fi;
+	int rc;
+
+	memset(&fi, 0, sizeof(fi));
+	fi.flags = O_RDWR;
+	rc = item_file_open(fs, path, n, &fi, OPEN_EXISTING, &f, err);
+	if (rc)
+		return rc;
+	rc = cache_scratch_truncate(f->buf, size);
+	if (!rc) {
+		f->gen++;
+		rc = file_save(fs, f, "truncate");
+	}
+	file_free(f);
+	return rc;
+}
+
+/* The newest open, writable item file at path: truncate by name applies
+ * to it (an O_TRUNC open on kernels that send it separately). */
+static int files_truncate_at(struct dynfs *fs, const char *path, off_t size,
+			     int *done)
+{
+	struct dynfs_file *f;
+	int rc = 0;
+
+	*done = 0;
+	pthread_mutex_lock(&fs->files_lock);
+	for (f = fs->files; f && !*done; f = f->next) {
+		pthread_mutex_lock(&f->lock);
+		if (f->kind == NODE_ITEM && !f->detached && f->writable &&
+		    f->path && !strcmp(f->path, path)) {
+			rc = cache_scratch_truncate(f->buf, size);
+			if (!rc) {
+				f->gen++;
+				f->mtime = time(NULL);
+			}
+			*done = 1;
+		}
+		pthread_mutex_unlock(&f->lock);
+	}
+	pthread_mutex_unlock(&fs->files_lock);
+	return rc;
+}
+
+static int dynfs_truncate(const char *path, off_t size,
+			  struct fuse_file_info *fi)
+{
+	struct dynfs *fs = dynfs_get();
+	struct dynfs_file *f = file_of(fi);
+	struct cache_scratch *s = NULL;
+	struct aws_err err;
+	struct node n;
+	int rc, done;
+
+	if (fs->opts.ro)
+		return -EROFS;
+	if (f) {
+		pthread_mutex_lock(&f->lock);
+		rc = cache_scratch_truncate(f->buf, size);
+		if (!rc) {
+			f->gen += f->kind == NODE_ITEM;
+			f->mtime = time(NULL);
+		}
+		pthread_mutex_unlock(&f->lock);
+		return rc;
+	}
+	rc = node_resolve(fs, path, USE_LOOKUP, &n, &err);
+	if (rc)
+		return dynfs_fail("truncate", path, rc, &err);
+	switch (n.kind) {
+	case NODE_ITEM:
+		rc = files_truncate_at(fs, path, size, &done);
+		if (!done)
+			rc = item_truncate(fs, path, &n, size, &err);
+		break;
+	case NODE_SCRATCH:
+		rc = cache_scratch_open(fs->cache, path, 0, 0, &s);
+		if (!rc)
+			rc = cache_scratch_truncate(s, size);
+		cache_scratch_put(s);
+		break;
+	default:
+		rc = -EISDIR;
+		break;
+	}
+	node_free(&n);
+	return rc;
+}
+
+static int dynfs_unlink(const char *path)
+{
+	struct dynfs *fs = dynfs_get();
+	struct aws_err err;
+	struct node n;
+	int rc;
+
+	if (fs->opts.ro)
+		return -EROFS;
+	rc = node_resolve(fs, path, USE_LOOKUP, &n, &err);
+	if (rc)
+		return dynfs_fail("rm", path, rc, &err);
+	switch (n.kind) {
+	case NODE_ITEM:
+		rc = cache_item_delete(fs->cache, n.p.table, n.key, &err);
+		if (rc == -ENOENT) {
+			size_t size;
+			time_t mtime;
+
+			/* Only created here, never saved: nothing to
+			 * delete remotely. */
+			if (file_stat_open(fs, path, &size, &mtime))
+				rc = 0;
+		}
+		if (!rc)
+			files_detach(fs, path);
+		break;
+	case NODE_SCRATCH:
+		rc = cache_scratch_unlink(fs->cache, path);
+		break;
+	default:
+		rc = -EISDIR;
+		break;
+	}
+	node_free(&n);
+	return rc ? dynfs_fail("rm", path, rc, &err) : 0;
+}
+
+static int dynfs_rename(const char *from, const char *to, unsigned int flags)
+{
+	struct dynfs *fs = dynfs_get();
+	struct aws_err err;
+	struct node a, b;
+	struct dbuf why;
+	unsigned cflags = 0;
+	int rc;
+
+	if (fs->opts.ro)
+		return -EROFS;
+	if (flags & ~(unsigned)RENAME_NOREPLACE)
+		return -EINVAL; /* RENAME_EXCHANGE, RENAME_WHITEOUT */
+	if (flags & RENAME_NOREPLACE)
+		cflags |= CACHE_SAVE_EXCL;
+	dbuf_init(&why, DBUF_CAP_SMALL);
+	rc = node_resolve(fs, from, USE_LOOKUP, &a, &err);
+	if (rc)
+		return dynfs_fail("mv", from, rc, &err);
+	rc = node_resolve(fs, to, USE_CREATE, &b, &err);
+	if (rc) {
+		node_free(&a);
+		if (rc != -EINVAL)
+			return dynfs_fail("mv", to, rc, &err);
+		log_msg(LOG_LVL_ERROR, "mv %s %s: the new name is not a valid "
+			"key of the table", from, to);
+		return rc;
+	}
+	if (a.kind != NODE_ITEM && a.kind != NODE_SCRATCH) {
+		/* Directories do not move; mv then copies file by file. */
+		rc = -EXDEV;
+		goto out;
+	}
+	if (b.kind != NODE_ITEM && b.kind != NODE_SCRATCH) {
+		rc = -EISDIR;
+		goto out;
+	}
+	if (a.kind == NODE_ITEM) {
+		rc = files_save_at(fs, from, "mv");
+		if (rc)
+			goto out;
+	}
+	if (a.kind == NODE_ITEM && b.kind == NODE_ITEM) {
+		rc = cache_item_move(fs->cache, a.p.table, a.key, b.p.table,
+				     b.key, cflags, &err);
+	} else if (a.kind == NODE_ITEM) {
+		if ((cflags & CACHE_SAVE_EXCL) && scratch_exists(fs, to))
+			rc = -EEXIST;
+		else
+			rc = cache_item_to_scratch(fs->cache, a.p.table, a.key,
+						   to, &err);
+	} else if (b.kind == NODE_ITEM) {
+		rc = cache_scratch_save(fs->cache, from, b.p.table, b.key,
+					cflags, &why, &err);
+		if (rc && dbuf_len(&why)) {
+			log_msg(LOG_LVL_ERROR, "mv %s %s: not saved: %s", from,
+				to, dbuf_str(&why));
+			goto out;
+		}
+	} else {
+		rc = cache_scratch_rename(fs->cache, from, to, cflags);
+	}
+	if (!rc) {
+		files_renamed(fs, from, to, &b);
+		/* The kernel moved the old inode, whose size is the old
+		 * text's; the item's text (key rewritten, or rendered from
+		 * what was saved) may differ. */
+		if (b.kind == NODE_ITEM)
+			inval_push(fs, to);
+	} else if (rc != -EEXIST && rc != -EXDEV)
+		dynfs_fail("mv", from, rc, &err);
+out:
+	node_free(&a);
+	node_free(&b);
+	dbuf_free(&why);
+	return rc;
+}
+
+static int dynfs_mkdir(const char *path, mode_t mode)
+{
+	struct dynfs *fs = dynfs_get();
+	struct aws_err err;
+	struct node n;
+	int rc;
+
+	(void)mode;
+	if (fs->opts.ro)
+		return -EROFS;
+	rc = node_resolve(fs, path, USE_MKDIR, &n, &err);
+	if (rc == -EINVAL) {
+		log_msg(LOG_LVL_ERROR, "mkdir %s: the name is not a valid "
+			"partition key of the table", path);
+		return rc;
+	}
+	if (rc)
+		return rc == -EPERM ? rc : dynfs_fail("mkdir", path, rc, &err);
+	if (n.kind == NODE_PART)
+		rc = cache_part_make(fs->cache, n.p.table, n.pvalue, &err);
+	else if (n.kind == NODE_ROOT || n.kind == NODE_TABLES ||
+		 n.kind == NODE_TABLE)
+		rc = -EEXIST;
+	else
+		rc = -EPERM; /* no directories besides partitions */
+	node_free(&n);
+	return rc && rc != -EEXIST && rc != -EPERM
+		       ? dynfs_fail("mkdir", path, rc, &err) : rc;
+}
+
+static int dynfs_rmdir(const char *path)
+{
+	struct dynfs *fs = dynfs_get();
+	struct aws_err err;
+	struct node n;
+	int rc;
+
+	if (fs->opts.ro)
+		return -EROFS;
+	rc = node_resolve(fs, path, USE_LOOKUP, &n, &err);
+	if (rc)
+		return dynfs_fail("rmdir", path, rc, &err);
+	if (n.kind == NODE_PART) {
+		if (cache_scratch_count(fs->cache, path) ||
+		    file_pending_in(fs, path))
+			rc = -ENOTEMPTY;
+		else
+			rc = cache_part_remove(fs->cache, n.p.table, n.pvalue,
+					       &err);
+	} else if (n.kind == NODE_ITEM || n.kind == NODE_SCRATCH) {
+		rc = -ENOTDIR;
+	} else {
+		rc = -EPERM; /* tables are not deleted through the mount */
+	}
+	node_free(&n);
+	return rc && rc != -ENOTEMPTY && rc != -ENOTDIR && rc != -EPERM
+		       ? dynfs_fail("rmdir", path, rc, &err) : rc;
+}
+
+/* A scratch file by fi or path, for chmod and utimens; NULL for the rest
+ * (items and directories, whose mode and times are the mount's). */
+static int scratch_of(struct dynfs *fs, const char *path,
+		      struct fuse_file_info *fi, struct cache_scratch **out)
+{
+	struct dynfs_file *f = file_of(fi);
+	struct aws_err err;
+	struct node n;
+	int rc;
+
+	*out = NULL;
+	if (f) {
+		if (f->kind == NODE_SCRATCH)
+			*out = f->buf;
 		return 0;
 	}
-	return -ENOENT;
+	rc = node_resolve(fs, path, USE_LOOKUP, &n, &err);
+	if (rc)
+		return dynfs_fail("lookup", path, rc, &err);
+	if (n.kind == NODE_SCRATCH)
+		rc = cache_scratch_open(fs->cache, path, 0, 0, out);
+	node_free(&n);
+	return rc;
+}
+
+static int dynfs_chmod(const char *path, mode_t mode,
+		       struct fuse_file_info *fi)
+{
+	struct dynfs *fs = dynfs_get();
+	struct cache_scratch *s;
+	int rc;
+
+	if (fs->opts.ro)
+		return -EROFS;
+	rc = scratch_of(fs, path, fi, &s);
+	if (rc || !s)
+		return rc; /* items: accepted, their mode is fixed */
+	cache_scratch_set_mode(s, mode);
+	if (!file_of(fi))
+		cache_scratch_put(s);
+	return 0;
+}
+
+static int dynfs_chown(const char *path, uid_t uid, gid_t gid,
+		       struct fuse_file_info *fi)
+{
+	struct dynfs *fs = dynfs_get();
+
+	(void)path;
+	(void)fi;
+	if (fs->opts.ro)
+		return -EROFS;
+	/* Everything belongs to the mounting user: giving it to them is
+	 * fine (editors do), to anyone else is not possible. */
+	if ((uid != (uid_t)-1 && uid != fs->uid) ||
+	    (gid != (gid_t)-1 && gid != fs->gid))
+		return -EPERM;
+	return 0;
+}
+
+static int dynfs_utimens(const char *path, const struct timespec tv[2],
+			 struct fuse_file_info *fi)
+{
+	struct dynfs *fs = dynfs_get();
+	struct cache_scratch *s;
+	int rc;
+
+	if (fs->opts.ro)
+		return -EROFS;
+	rc = scratch_of(fs, path, fi, &s);
+	if (rc || !s)
+		return rc; /* items: their mtime follows their content */
+	cache_scratch_set_times(s, tv);
+	if (!file_of(fi))
+		cache_scratch_put(s);
+	return 0;
+}
+
+static int dynfs_statfs(const char *path, struct statvfs *st)
+{
+	(void)path;
+	memset(st, 0, sizeof(*st));
+	/* DynamoDB has no size limit worth showing; tools that check for
+	 * free space before writing find plenty. */
+	st->f_bsize = 4096;
+	st->f_frsize = 4096;
+	st->f_blocks = 1ULL << 32;
+	st->f_bfree = 1ULL << 32;
+	st->f_bavail = 1ULL << 32;
+	st->f_files = 1ULL << 32;
+	st->f_ffree = 1ULL << 32;
+	st->f_favail = 1ULL << 32;
+	st->f_namemax = KEYNAME_MAX_DIR;
+	return 0;
 }
 
 const struct fuse_operations dynfs_ops = {
 	.init = dynfs_init,
+	.destroy = dynfs_destroy,
 	.getattr = dynfs_getattr,
+	.opendir = dynfs_opendir,
 	.readdir = dynfs_readdir,
+	.releasedir = dynfs_releasedir,
+	.open = dynfs_open,
+	.create = dynfs_create,
+	.read = dynfs_read,
+	.write = dynfs_write,
+	.flush = dynfs_flush,
+	.fsync = dynfs_fsync,
+	.release = dynfs_release,
+	.truncate = dynfs_truncate,
+	.unlink = dynfs_unlink,
+	.rename = dynfs_rename,
+	.mkdir = dynfs_mkdir,
+	.rmdir = dynfs_rmdir,
+	.chmod = dynfs_chmod,
+	.chown = dynfs_chown,
+	.utimens = dynfs_utimens,
+	.statfs = dynfs_statfs,
 };

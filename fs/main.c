@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <fuse_log.h>
 #include <fuse_lowlevel.h>
@@ -23,15 +24,32 @@
 
 #define DYNFS_OPT(t, p) { t, offsetof(struct dynfs_opts, p), 1 }
 
+enum { DYNFS_KEY_RO };
+
 /* dynfs's own -o options; the rest go to libfuse, which rejects unknown
- * ones in fuse_new(), still before anything is mounted. */
+ * ones in fuse_new(), still before anything is mounted.  "ro" is read
+ * here and also left for libfuse, which mounts read-only. */
 static const struct fuse_opt dynfs_opt_spec[] = {
 	DYNFS_OPT("region=%s", region),
 	DYNFS_OPT("profile=%s", profile),
 	DYNFS_OPT("endpoint=%s", endpoint),
 	DYNFS_OPT("cache_ttl=%u", cache_ttl),
+	DYNFS_OPT("json=%s", json),
+	FUSE_OPT_KEY("ro", DYNFS_KEY_RO),
 	FUSE_OPT_END
 };
+
+static int dynfs_opt_proc(void *data, const char *arg, int key,
+			  struct fuse_args *outargs)
+{
+	struct dynfs_opts *opts = data;
+
+	(void)arg;
+	(void)outargs;
+	if (key == DYNFS_KEY_RO)
+		opts->ro = 1;
+	return 1; /* keep it for libfuse */
+}
 
 static void usage(const char *prog)
 {
@@ -44,7 +62,11 @@ static void usage(const char *prog)
 	       "                           (else AWS_PROFILE, then \"default\")\n"
 	       "    -o endpoint=URL        DynamoDB endpoint (else AWS_ENDPOINT_URL_DYNAMODB,\n"
 	       "                           AWS_ENDPOINT_URL, https://dynamodb.REGION.amazonaws.com)\n"
-	       "    -o cache_ttl=SECONDS   how long listings are trusted (default %d)\n"
+	       "    -o cache_ttl=SECONDS   changes made elsewhere show within this time\n"
+	       "                           (default %d; 0: no caching)\n"
+	       "    -o json=plain|dynamodb item files as plain JSON (default) or as\n"
+	       "                           DynamoDB's typed JSON\n"
+	       "    -o ro                  read-only\n"
 	       "\n", prog, DYNFS_DEFAULT_CACHE_TTL);
 }
 
@@ -112,23 +134,40 @@ static int count_table(void *ctx, const char *name)
 }
 
 /* The one message for a failed first call: what failed, what to do. */
+/* Where the rejected keys came from, in the words of the AWS docs. */
+static const char *creds_origin(const char *source)
+{
+	if (!source)
+		return "the provider chain";
+	if (!strcmp(source, "env"))
+		return "the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN)";
+	if (!strcmp(source, "profile"))
+		return "the shared credentials or config file";
+	if (!strcmp(source, "process"))
+		return "credential_process";
+	return source;
+}
+
 static void explain_first_call(const struct dynfs *fs,
-			       const struct aws_err *err)
+			       const struct aws_err *err, const char *source)
 {
 	char desc[700];
 
-	awserr_describe(err, desc, sizeof(desc));
 	if (awserr_is_auth(err) || err->status == 401 || err->status == 403)
-		die_line("the endpoint rejected the credentials (%s); check the "
-			 "access key and secret key of profile '%s' or "
-			 "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, and the "
-			 "session token if any", desc, awscfg_profile(fs->cfg));
+		die_line("the endpoint rejected the credentials (%ld %s): %s; "
+			 "check the access key, secret key and session token "
+			 "that came from %s (profile '%s')", err->status,
+			 err->type[0] ? err->type : "error",
+			 err->message[0] ? err->message : "no message",
+			 creds_origin(source),
+			 awscfg_profile(fs->cfg));
 	else if (err->transport)
 		die_line("cannot reach %s (%s); check -o endpoint=, "
 			 "AWS_ENDPOINT_URL_DYNAMODB and the network",
-			 fs->ddb_endpoint, desc);
+			 fs->ddb_endpoint, awserr_describe(err, desc, sizeof(desc)));
 	else
-		die_line("ListTables at %s failed (%s)", fs->ddb_endpoint, desc);
+		die_line("ListTables at %s failed (%s)", fs->ddb_endpoint,
+			 awserr_describe(err, desc, sizeof(desc)));
 }
 
 /* Everything up to and including the first ListTables.  0 or -errno, with
@@ -209,11 +248,13 @@ static int dynfs_connect(struct dynfs *fs)
 	}
 	rc = ddb_list_tables(fs->ddb, 1, count_table, &ntables, &err);
 	if (rc) {
-		explain_first_call(fs, &err);
+		explain_first_call(fs, &err, cr.source);
 		goto out;
 	}
 	memset(&copts, 0, sizeof(copts));
-	copts.ttl_s = fs->opts.cache_ttl;
+	dynfs_split_ttl(fs->opts.cache_ttl, &fs->kernel_ttl, &copts.ttl_ms);
+	copts.fmt = fs->fmt;
+	copts.mount_time = fs->mount_time;
 	rc = cache_new(&fs->cache, fs->ddb, &copts);
 	if (rc)
 		die_line("%s", strerror(-rc));
@@ -235,6 +276,24 @@ static void dynfs_teardown(struct dynfs *fs)
 	free(fs->opts.region);
 	free(fs->opts.profile);
 	free(fs->opts.endpoint);
+	free(fs->opts.json);
+	pthread_mutex_destroy(&fs->files_lock);
+}
+
+/* -o json=: the format of item files. */
+static int dynfs_check_opts(struct dynfs *fs)
+{
+	const char *j = fs->opts.json;
+
+	if (!j || !strcmp(j, "plain")) {
+		fs->fmt = DDBJSON_PLAIN;
+	} else if (!strcmp(j, "dynamodb")) {
+		fs->fmt = DDBJSON_TYPED;
+	} else {
+		die_line("bad -o json=%s: use json=plain or json=dynamodb", j);
+		return -EINVAL;
+	}
+	return 0;
 }
 
 int main(int argc, char *argv[])
@@ -248,9 +307,14 @@ int main(int argc, char *argv[])
 
 	memset(&fs, 0, sizeof(fs));
 	memset(&cmd, 0, sizeof(cmd));
+	pthread_mutex_init(&fs.files_lock, NULL);
+	fs.uid = getuid();
+	fs.gid = getgid();
+	fs.mount_time = time(NULL);
 	fuse_set_log_func(fuse_log_line);
 	fs.opts.cache_ttl = DYNFS_DEFAULT_CACHE_TTL;
-	if (fuse_opt_parse(&args, &fs.opts, dynfs_opt_spec, NULL) == -1)
+	if (fuse_opt_parse(&args, &fs.opts, dynfs_opt_spec,
+			   dynfs_opt_proc) == -1)
 		goto out;
 	if (fuse_parse_cmdline(&args, &cmd) != 0)
 		goto out;
@@ -274,6 +338,8 @@ int main(int argc, char *argv[])
 		goto out;
 	}
 	log_setup(cmd.debug, 0);
+	if (dynfs_check_opts(&fs))
+		goto out;
 
 	/* fuse_new() checks the remaining options, so an unknown one fails
 	 * here, before any request or mount. */

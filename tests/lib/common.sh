@@ -229,6 +229,25 @@ tl_mount_wait() {
 	return 1
 }
 
+# tl_wait_listing DIR EXPECTED SECONDS: poll `ls DIR` (byte-sorted, one
+# name a line) until it equals EXPECTED; 1 when it never did.  TL_LISTING
+# holds the last listing seen.
+TL_LISTING=
+tl_wait_listing() {
+	local dir="$1" want="$2" limit="$3" deadline
+	deadline=$((SECONDS + limit))
+	while :; do
+		# shellcheck disable=SC2012 # ls is what a user runs
+		TL_LISTING="$(LC_ALL=C ls "$dir" 2>&1 | LC_ALL=C sort)" || true
+		[[ "$TL_LISTING" == "$want" ]] && return 0
+		((SECONDS < deadline)) || return 1
+		if [[ -n "$TL_DAEMON_PID" ]] && ! tl_pid_running "$TL_DAEMON_PID"; then
+			return 1
+		fi
+		sleep 0.2
+	done
+}
+
 # tl_unmount_and_wait MOUNT SECONDS: fusermount3 -u, then the daemon must
 # exit with status 0 within SECONDS.
 tl_unmount_and_wait() {

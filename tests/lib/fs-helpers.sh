@@ -1,4 +1,5 @@
 # shellcheck shell=bash
+# shellcheck disable=SC2034 # FH_* and TL_MNT are read by the tests and common.sh
 # tests/lib/fs-helpers.sh: helpers of the filesystem tests
 # (tests/mount/test_fs_*.sh).  Source it after tests/lib/common.sh:
 #

@@ -61,13 +61,12 @@ if ! tl_mount_wait "$TL_MNT" 30; then
 	tl_die "not mounted with a listable tables/ within 30 s"
 fi
 
-# shellcheck disable=SC2012 # ls is what a user runs
-actual="$(LC_ALL=C ls "$TL_MNT/tables" | LC_ALL=C sort)"
-if [[ "$actual" != "$expected" ]]; then
+if ! tl_wait_listing "$TL_MNT/tables" "$expected" 30; then
 	printf 'expected (aws dynamodb list-tables):\n%s\nactual (ls tables/):\n%s\n' \
-		"$expected" "$actual" >&2
-	tl_die "ls tables/ differs from list-tables"
+		"$expected" "$TL_LISTING" >&2
+	tl_die "ls tables/ differs from list-tables (waited 30 s)"
 fi
+actual="$TL_LISTING"
 for t in "${tables[@]}"; do
 	[[ -d "$TL_MNT/tables/$t" ]] || tl_die "tables/$t is not a directory"
 done

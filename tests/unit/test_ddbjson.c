@@ -269,13 +269,21 @@ static void test_render_escapes(void **state)
 	char *got;
 	(void)state;
 
-	/* json_stringn: a NUL inside a value and a key */
+	/* json_stringn: a NUL inside a value (and a key, with jansson 2.14) */
 	json_object_set_new(item, "s",
 			    json_pack("{s:o}", "S",
 				      json_stringn("a\0b\x01\x1f\x7f\"\\/\b\f\n\r\t\xe2\x80\xa8", 17)));
+#if JANSSON_VERSION_HEX >= 0x020e00
 	json_object_setn_new(item, "k\0x", 3, json_pack("{s:s}", "S", "v"));
+#else
+	json_object_set_new(item, "k", json_pack("{s:s}", "S", "v"));
+#endif
 	got = render(item, DDBJSON_PLAIN);
+#if JANSSON_VERSION_HEX >= 0x020e00
 	assert_string_equal(got, "{\n  \"k\\u0000x\": \"v\",\n"
+#else
+	assert_string_equal(got, "{\n  \"k\": \"v\",\n"
+#endif
 				 "  \"s\": \"a\\u0000b\\u0001\\u001f\\u007f\\\"\\\\/\\b\\f\\n\\r\\t\xe2\x80\xa8\"\n}\n");
 	free(got);
 	json_decref(item);
@@ -376,10 +384,17 @@ static void test_parse_strings(void **state)
 	/* raw UTF-8 passes through */
 	expect_typed("{\"\xd0\xba\": \"\xf0\x9f\x98\x80 \xe2\x80\xa8\"}", NULL,
 		     "{\"\xd0\xba\":{\"S\":\"\xf0\x9f\x98\x80 \xe2\x80\xa8\"}}");
-	/* U+0000 in a value and in a key */
+	/* U+0000 in a value and (jansson 2.14) in a key */
+#if JANSSON_VERSION_HEX >= 0x020e00
 	item = parse_ok("{\"k\\u0000\": \"a\\u0000b\"}", DDBJSON_PLAIN, NULL);
 	assert_int_equal(json_object_size(item), 1);
 	s = json_string_value(json_object_get(json_object_getn(item, "k\0", 2), "S"));
+#else
+	expect_bad_s("{\"k\\u0000\": 1}", DDBJSON_PLAIN, NULL,
+		     "keys containing \\u0000 are not supported");
+	item = parse_ok("{\"k\": \"a\\u0000b\"}", DDBJSON_PLAIN, NULL);
+	s = json_string_value(json_object_get(json_object_get(item, "k"), "S"));
+#endif
 	assert_non_null(s);
 	assert_memory_equal(s, "a\0b", 4);
 	json_decref(item);
@@ -917,7 +932,8 @@ static json_t *gen_map(int depth, int top)
 		gen_str(&k, 6);
 		if (top && !dbuf_len(&k))
 			assert_int_equal(dbuf_addc(&k, 'k'), 0);
-		json_object_setn_new(m, dbuf_str(&k), dbuf_len(&k), gen_tv(depth + 1));
+		/* (the generated keys hold no U+0000) */
+		json_object_set_new(m, dbuf_str(&k), gen_tv(depth + 1));
 	}
 	dbuf_free(&k);
 	return m;

@@ -1,0 +1,1534 @@
+/* cache: items, directory listings, partitions, and every write.
+ *
+ * Each key ever seen has a record (struct citem) that keeps the item, its
+ * rendered text, a hash of that text and an mtime that moves only when the
+ * hash does.  A directory (struct cdir) remembers the members of its last
+ * listing; while that listing is fresh it also answers "no such item"
+ * without a request.  Requests are made with no lock held; their results
+ * are applied afterwards, except to records written locally since the
+ * request started (seq), whose local state is newer. */
+#include "cache/cache_int.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CACHE_ITEM_MAX (400u * 1024) /* DynamoDB's item size limit */
+
+struct centry {
+	json_t *value; /* new reference */
+	struct cache_stat st;
+};
+
+/* What one fetched item becomes before the lock is taken. */
+struct rendered {
+	json_t *item;
+	char *text;
+	size_t len;
+	unsigned long long hash;
+};
+
+void cache_citem_free(void *p)
+{
+	struct citem *r = p;
+
+	if (!r)
+		return;
+	json_decref(r->key);
+	json_decref(r->item);
+	json_decref(r->hint);
+	free(r->text);
+	free(r);
+}
+
+void cache_cdir_free(void *p)
+{
+	struct cdir *d = p;
+
+	if (!d)
+		return;
+	json_decref(d->pvalue);
+	cmap_free(d->members);
+	free(d);
+}
+
+static void json_free_val(void *p)
+{
+	json_decref(p);
+}
+
+static void err_clear(struct aws_err *err)
+{
+	if (err)
+		awserr_clear(err);
+}
+
+static void why_set(struct dbuf *why, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void why_set(struct dbuf *why, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!why)
+		return;
+	dbuf_reset(why);
+	va_start(ap, fmt);
+	dbuf_vaddf(why, fmt, ap);
+	va_end(ap);
+}
+
+static void centries_free(struct dbuf *arr)
+{
+	struct centry *e = (struct centry *)arr->ptr;
+	size_t i, n = dbuf_len(arr) / sizeof(*e);
+
+	for (i = 0; i < n; i++)
+		json_decref(e[i].value);
+	dbuf_free(arr);
+}
+
+static void rendered_free(struct rendered *rd)
+{
+	json_decref(rd->item);
+	free(rd->text);
+	memset(rd, 0, sizeof(*rd));
+}
+
+/* Render item (a new reference, taken) for the record. */
+static int render_take(struct cache *c, json_t *item, struct rendered *rd)
+{
+	struct dbuf text;
+	int rc;
+
+	memset(rd, 0, sizeof(*rd));
+	rd->item = item;
+	dbuf_init(&text, DBUF_CAP_BODY);
+	rc = ddbjson_render(item, c->fmt, &text);
+	if (rc) {
+		dbuf_free(&text);
+		rendered_free(rd);
+		return rc;
+	}
+	rd->hash = cmap_hash(dbuf_str(&text), dbuf_len(&text));
+	rd->text = dbuf_take(&text, &rd->len);
+	dbuf_free(&text);
+	if (!rd->text) {
+		rendered_free(rd);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* The key object of an item ({pk, sk} picked out of it). */
+static json_t *key_of(const struct cache_schema *s, const json_t *item)
+{
+	json_t *k = json_object(), *v;
+
+	if (!k)
+		return NULL;
+	v = json_object_get(item, s->pk.name);
+	if (!v || json_object_set(k, s->pk.name, v))
+		goto fail;
+	if (s->has_sk) {
+		v = json_object_get(item, s->sk.name);
+		if (!v || json_object_set(k, s->sk.name, v))
+			goto fail;
+	}
+	return k;
+fail:
+	json_decref(k);
+	return NULL;
+}
+
+/* ---- records (under c->lock) ----------------------------------------- */
+
+static struct citem *citem_get(struct cache *c, const struct dbuf *id,
+			       const json_t *key, int create)
+{
+	struct citem *r = cmap_get(c->items, id->ptr, dbuf_len(id));
+
+	if (r || !create)
+		return r;
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return NULL;
+	r->key = json_deep_copy(key);
+	if (!r->key || cmap_put(c->items, id->ptr, dbuf_len(id), r)) {
+		cache_citem_free(r);
+		return NULL;
+	}
+	return r;
+}
+
+/* The text is what matters for mtime: a new hash is a change, seen now.
+ * An item first seen unchanged since the mount keeps the mount time. */
+static void citem_set_present(struct cache *c, struct citem *r,
+			      struct rendered *rd, uint64_t at_ms, int local)
+{
+	time_t wall = time(NULL);
+
+	if (!r->have_hash)
+		r->mtime = local ? wall : c->mount_time;
+	else if (r->hash != rd->hash)
+		r->mtime = wall;
+	if (!r->have_hash || r->hash != rd->hash)
+		r->version = ++c->version;
+	r->hash = rd->hash;
+	r->have_hash = 1;
+	json_decref(r->item);
+	free(r->text);
+	/* The text moves into the record; the item is shared. */
+	r->item = json_incref(rd->item);
+	r->text = rd->text;
+	r->text_len = rd->len;
+	rd->text = NULL;
+	rd->len = 0;
+	r->state = CI_PRESENT;
+	r->at_ms = at_ms;
+}
+
+static void hint_add(struct citem *r, const json_t *item);
+
+static void citem_set_absent(struct citem *r, uint64_t at_ms)
+{
+	if (r->item) {
+		hint_add(r, r->item);
+		json_decref(r->item);
+		r->item = NULL;
+	}
+	free(r->text);
+	r->text = NULL;
+	r->text_len = 0;
+	r->state = CI_ABSENT;
+	r->at_ms = at_ms;
+}
+
+static void citem_stat(const struct citem *r, struct cache_stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->size = r->text_len;
+	st->mtime = r->mtime;
+	st->version = r->version;
+}
+
+static struct cdir *cdir_get(struct cache *c, const char *table,
+			     const json_t *pvalue, int partlist, int create)
+{
+	struct dbuf id;
+	struct cdir *d = NULL;
+
+	dbuf_init(&id, DBUF_CAP_SMALL);
+	if (cache_dir_id(table, pvalue, &id))
+		goto out;
+	d = cmap_get(c->dirs, id.ptr, dbuf_len(&id));
+	if (d || !create)
+		goto out;
+	d = calloc(1, sizeof(*d));
+	if (!d)
+		goto out;
+	if (pvalue)
+		d->pvalue = json_deep_copy(pvalue);
+	if ((pvalue && !d->pvalue) ||
+	    cmap_new(&d->members, partlist ? json_free_val : NULL) ||
+	    cmap_put(c->dirs, id.ptr, dbuf_len(&id), d)) {
+		cache_cdir_free(d);
+		d = NULL;
+	}
+out:
+	dbuf_free(&id);
+	return d;
+}
+
+/* The directory an item is listed in. */
+static struct cdir *cdir_of_item(struct cache *c, const char *table,
+				 const struct cache_schema *s,
+				 const json_t *key, int create)
+{
+	return cdir_get(c, table,
+			s->has_sk ? json_object_get(key, s->pk.name) : NULL, 0,
+			create);
+}
+
+/* After a local write or delete: keep the listings of the item's
+ * directories true without listing again. */
+static void dirs_note(struct cache *c, const char *table,
+		      const struct cache_schema *s, const json_t *key,
+		      const struct dbuf *id, struct citem *r, int present)
+{
+	struct cdir *d = cdir_of_item(c, table, s, key, 0);
+	struct cdir *td, *pd;
+	const json_t *pv;
+	struct dbuf pid;
+
+	if (d) {
+		if (present)
+			cmap_put(d->members, id->ptr, dbuf_len(id), r);
+		else
+			cmap_take(d->members, id->ptr, dbuf_len(id));
+	}
+	if (!s->has_sk)
+		return;
+	pv = json_object_get(key, s->pk.name);
+	pd = cdir_get(c, table, pv, 0, 1);
+	if (pd) {
+		pd->exists = 1;
+		pd->exists_ms = present ? cache_now_ms() : 0;
+		/* The partition stays in view while it may be empty: a
+		 * shell sitting in it, rm of every item, then cp. */
+		pd->marker = !present;
+	}
+	td = cdir_get(c, table, NULL, 1, 0);
+	if (!td || !present)
+		return;
+	dbuf_init(&pid, DBUF_CAP_SMALL);
+	if (!cache_value_id(pv, &pid) &&
+	    !cmap_get(td->members, pid.ptr, dbuf_len(&pid))) {
+		json_t *copy = json_deep_copy(pv);
+
+		if (copy && cmap_put(td->members, pid.ptr, dbuf_len(&pid),
+				     copy))
+			json_decref(copy);
+	}
+	dbuf_free(&pid);
+}
+
+/* Type memory: the attributes of top over those of base, one level deep
+ * (an attribute's whole value comes from one side).  New reference, or
+ * NULL when both are NULL. */
+static json_t *hint_merge(const json_t *base, const json_t *top)
+{
+	json_t *h;
+
+	if (!base)
+		return json_incref((json_t *)top);
+	if (!top)
+		return json_incref((json_t *)base);
+	h = json_copy((json_t *)base);
+	if (h && json_object_update(h, (json_t *)top)) {
+		json_decref(h);
+		h = NULL;
+	}
+	return h ? h : json_incref((json_t *)top);
+}
+
+/* Remember item's types on top of what the record remembered. */
+static void hint_add(struct citem *r, const json_t *item)
+{
+	json_t *h = hint_merge(r->hint, item);
+
+	json_decref(r->hint);
+	r->hint = h;
+}
+
+json_t *cache_hint_get(struct cache *c, const char *table,
+		       const struct cache_schema *s, const json_t *key)
+{
+	struct dbuf id;
+	struct citem *r;
+	json_t *h = NULL;
+
+	dbuf_init(&id, DBUF_CAP_SMALL);
+	if (cache_item_id(table, s, key, &id))
+		goto out;
+	pthread_mutex_lock(&c->lock);
+	r = citem_get(c, &id, key, 0);
+	if (r)
+		h = hint_merge(r->hint, r->item);
+	pthread_mutex_unlock(&c->lock);
+out:
+	dbuf_free(&id);
+	return h;
+}
+
+/* ---- listings ---------------------------------------------------------- */
+
+struct collect {
+	json_t *items;
+};
+
+static int collect_page(void *ctx, json_t *items)
+{
+	struct collect *col = ctx;
+
+	return json_array_extend(col->items, items) ? -ENOMEM : 0;
+}
+
+static json_t *names_k(const char *attr)
+{
+	return json_pack("{s:s}", "#k", attr);
+}
+
+/* Scan or Query that reads every item of a directory. */
+static int fetch_items(struct cache *c, const char *table,
+		       const struct cache_schema *s, const json_t *pvalue,
+		       json_t *items, struct aws_err *err)
+{
+	struct collect col = { items };
+	json_t *req;
+	int rc;
+
+	if (pvalue)
+		req = json_pack("{s:s, s:s, s:o, s:{s:O}, s:b}", "TableName",
+				table, "KeyConditionExpression", "#k = :v",
+				"ExpressionAttributeNames", names_k(s->pk.name),
+				"ExpressionAttributeValues", ":v", pvalue,
+				"ConsistentRead", 1);
+	else
+		req = json_pack("{s:s, s:b}", "TableName", table,
+				"ConsistentRead", 1);
+	if (!req)
+		return -ENOMEM;
+	if (pvalue)
+		rc = ddb_query(c->ddb, req, collect_page, &col, err);
+	else
+		rc = ddb_scan(c->ddb, req, c->segments, collect_page, &col,
+			      err);
+	json_decref(req);
+	return rc;
+}
+
+/* A listing of an item directory, applied to the records. */
+static int list_items(struct cache *c, const char *table,
+		      const struct cache_schema *s, const json_t *pvalue,
+		      struct dbuf *out, struct aws_err *err)
+{
+	json_t *items = json_array();
+	struct rendered *rds = NULL;
+	struct dbuf rdbuf, id;
+	struct cmap *members = NULL;
+	struct cmap_iter it = { 0, NULL };
+	struct citem *r;
+	struct cdir *d;
+	struct centry e;
+	uint64_t seq0, now;
+	size_t i, n = 0;
+	int rc;
+
+	dbuf_init(&rdbuf, DBUF_CAP_BODY * 4);
+	dbuf_init(&id, DBUF_CAP_SMALL);
+	if (!items)
+		return -ENOMEM;
+	pthread_mutex_lock(&c->lock);
+	seq0 = c->seq;
+	pthread_mutex_unlock(&c->lock);
+	rc = fetch_items(c, table, s, pvalue, items, err);
+	if (rc)
+		goto out;
+	/* Rendering is the costly part; it needs no lock. */
+	n = json_array_size(items);
+	for (i = 0; i < n && !rc; i++) {
+		struct rendered rd;
+
+		rc = render_take(c, json_incref(json_array_get(items, i)), &rd);
+		if (!rc)
+			rc = dbuf_add(&rdbuf, &rd, sizeof(rd));
+		if (rc && rd.item)
+			rendered_free(&rd);
+	}
+	rds = (struct rendered *)rdbuf.ptr;
+	n = dbuf_len(&rdbuf) / sizeof(struct rendered);
+	if (rc)
+		goto out;
+	rc = cmap_new(&members, NULL);
+	if (rc)
+		goto out;
+
+	now = cache_now_ms();
+	pthread_mutex_lock(&c->lock);
+	d = cdir_get(c, table, pvalue, 0, 1);
+	for (i = 0; d && i < n; i++) {
+		json_t *key = key_of(s, rds[i].item);
+
+		dbuf_reset(&id);
+		if (!key || cache_item_id(table, s, key, &id) ||
+		    !(r = citem_get(c, &id, key, 1))) {
+			json_decref(key);
+			continue;
+		}
+		json_decref(key);
+		if (r->seq <= seq0)
+			citem_set_present(c, r, &rds[i], now, 0);
+		if (r->state == CI_PRESENT)
+			cmap_put(members, id.ptr, dbuf_len(&id), r);
+	}
+	/* Members that are gone were deleted, unless written here since
+	 * the listing started. */
+	while (d && cmap_next(d->members, &it, NULL, NULL, (void **)&r)) {
+		if (r->seq > seq0) {
+			if (r->state == CI_PRESENT) {
+				dbuf_reset(&id);
+				if (!cache_item_id(table, s, r->key, &id))
+					cmap_put(members, id.ptr, dbuf_len(&id),
+						 r);
+			}
+			continue;
+		}
+		dbuf_reset(&id);
+		if (!cache_item_id(table, s, r->key, &id) &&
+		    !cmap_get(members, id.ptr, dbuf_len(&id)))
+			citem_set_absent(r, now);
+	}
+	if (d) {
+		cmap_free(d->members);
+		d->members = members;
+		members = NULL;
+		d->listed_ms = now;
+		d->listed_seq = seq0;
+		if (pvalue && cmap_count(d->members)) {
+			d->marker = 0;
+			d->exists = 1;
+			d->exists_ms = now;
+		}
+	}
+	/* The entries, copied out so the caller's callback runs unlocked. */
+	it.bucket = 0;
+	it.node = NULL;
+	while (d && !rc && cmap_next(d->members, &it, NULL, NULL,
+				     (void **)&r)) {
+		e.value = json_incref(json_object_get(
+			r->key, s->has_sk ? s->sk.name : s->pk.name));
+		citem_stat(r, &e.st);
+		rc = dbuf_add(out, &e, sizeof(e));
+		if (rc)
+			json_decref(e.value);
+	}
+	if (!d)
+		rc = -ENOMEM;
+	pthread_mutex_unlock(&c->lock);
+out:
+	for (i = 0; i < n; i++)
+		rendered_free(&rds[i]);
+	cmap_free(members);
+	dbuf_free(&rdbuf);
+	dbuf_free(&id);
+	json_decref(items);
+	return rc;
+}
+
+/* The fresh entries of an item directory, or 1 when it must be listed. */
+static int cached_items(struct cache *c, const char *table,
+			const struct cache_schema *s, const json_t *pvalue,
+			struct dbuf *out)
+{
+	struct cmap_iter it = { 0, NULL };
+	struct citem *r;
+	struct cdir *d;
+	struct centry e;
+	int rc = 0;
+
+	pthread_mutex_lock(&c->lock);
+	d = cdir_get(c, table, pvalue, 0, 0);
+	if (!d || !cache_fresh(c, d->listed_ms, cache_now_ms())) {
+		rc = 1;
+		goto out;
+	}
+	while (!rc && cmap_next(d->members, &it, NULL, NULL, (void **)&r)) {
+		if (r->state != CI_PRESENT)
+			continue;
+		e.value = json_incref(json_object_get(
+			r->key, s->has_sk ? s->sk.name : s->pk.name));
+		citem_stat(r, &e.st);
+		rc = dbuf_add(out, &e, sizeof(e));
+		if (rc)
+			json_decref(e.value);
+	}
+out:
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
+struct distinct {
+	const char *attr;
+	struct cmap *seen; /* id -> json value */
+	struct dbuf id;
+};
+
+static int distinct_page(void *ctx, json_t *items)
+{
+	struct distinct *dc = ctx;
+	json_t *item, *v, *copy;
+	size_t i;
+	int rc = 0;
+
+	json_array_foreach(items, i, item) {
+		v = json_object_get(item, dc->attr);
+		dbuf_reset(&dc->id);
+		if (!v || cache_value_id(v, &dc->id) ||
+		    cmap_get(dc->seen, dc->id.ptr, dbuf_len(&dc->id)))
+			continue;
+		copy = json_deep_copy(v);
+		if (!copy)
+			return -ENOMEM;
+		rc = cmap_put(dc->seen, dc->id.ptr, dbuf_len(&dc->id), copy);
+		if (rc) {
+			json_decref(copy);
+			return rc;
+		}
+	}
+	return 0;
+}
+
+/* The partitions of a table with a sort key: the distinct partition key
+ * values of a Scan that projects only that attribute, and the local
+ * partitions (mkdir, or emptied here). */
+static int list_parts(struct cache *c, const char *table,
+		      const struct cache_schema *s, struct dbuf *out,
+		      struct aws_err *err)
+{
+	struct distinct dc;
+	struct cmap_iter it = { 0, NULL };
+	struct cdir *td = NULL, *pd;
+	const void *key;
+	size_t klen;
+	json_t *req = NULL, *v;
+	uint64_t now, seq0;
+	struct centry e;
+	int rc, fetch = 1;
+
+	memset(&dc, 0, sizeof(dc));
+	dc.attr = s->pk.name;
+	dbuf_init(&dc.id, DBUF_CAP_SMALL);
+	now = cache_now_ms();
+	pthread_mutex_lock(&c->lock);
+	seq0 = c->seq;
+	td = cdir_get(c, table, NULL, 1, 0);
+	if (td && cache_fresh(c, td->listed_ms, now))
+		fetch = 0;
+	pthread_mutex_unlock(&c->lock);
+
+	if (fetch) {
+		rc = cmap_new(&dc.seen, json_free_val);
+		if (rc)
+			goto out;
+		req = json_pack("{s:s, s:s, s:o, s:b}", "TableName", table,
+				"ProjectionExpression", "#k",
+				"ExpressionAttributeNames", names_k(s->pk.name),
+				"ConsistentRead", 1);
+		if (!req) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		rc = ddb_scan(c->ddb, req, c->segments, distinct_page, &dc,
+			      err);
+		if (rc)
+			goto out;
+	}
+
+	now = cache_now_ms();
+	pthread_mutex_lock(&c->lock);
+	td = cdir_get(c, table, NULL, 1, 1);
+	if (!td) {
+		pthread_mutex_unlock(&c->lock);
+		rc = -ENOMEM;
+		goto out;
+	}
+	if (fetch) {
+		/* A partition written here while the Scan ran may be missing
+		 * from it: keep the old members then, for one ttl. */
+		if (c->seq != seq0) {
+			while (cmap_next(td->members, &it, &key, &klen,
+					 (void **)&v)) {
+				json_t *copy;
+
+				if (cmap_get(dc.seen, key, klen))
+					continue;
+				copy = json_incref(v);
+				if (cmap_put(dc.seen, key, klen, copy))
+					json_decref(copy);
+			}
+		}
+		cmap_free(td->members);
+		td->members = dc.seen;
+		dc.seen = NULL;
+		td->listed_ms = now;
+		td->listed_seq = seq0;
+	}
+	rc = 0;
+	it.bucket = 0;
+	it.node = NULL;
+	while (!rc && cmap_next(td->members, &it, &key, &klen, (void **)&v)) {
+		memset(&e, 0, sizeof(e));
+		e.value = json_incref(v);
+		e.st.is_dir = 1;
+		rc = dbuf_add(out, &e, sizeof(e));
+		if (rc)
+			json_decref(e.value);
+	}
+	/* Local partitions; one seen with items is no longer local. */
+	it.bucket = 0;
+	it.node = NULL;
+	while (!rc && cmap_next(c->dirs, &it, &key, &klen, (void **)&pd)) {
+		if (!pd->pvalue || !pd->marker || klen <= strlen(table) ||
+		    memcmp(key, table, strlen(table) + 1))
+			continue;
+		dbuf_reset(&dc.id);
+		if (cache_value_id(pd->pvalue, &dc.id))
+			continue;
+		if (cmap_get(td->members, dc.id.ptr, dbuf_len(&dc.id))) {
+			if (fetch && td->listed_seq >= c->seq)
+				pd->marker = 0;
+			continue;
+		}
+		memset(&e, 0, sizeof(e));
+		e.value = json_incref(pd->pvalue);
+		e.st.is_dir = 1;
+		rc = dbuf_add(out, &e, sizeof(e));
+		if (rc)
+			json_decref(e.value);
+	}
+	pthread_mutex_unlock(&c->lock);
+out:
+	json_decref(req);
+	cmap_free(dc.seen);
+	dbuf_free(&dc.id);
+	return rc;
+}
+
+int cache_list(struct cache *c, const char *table, const json_t *pvalue,
+	       cache_entry_cb cb, void *ctx, struct aws_err *err)
+{
+	struct cache_schema s;
+	struct dbuf arr;
+	struct centry *e;
+	size_t i, n;
+	int rc;
+
+	err_clear(err);
+	dbuf_init(&arr, DBUF_CAP_BODY * 4);
+	rc = cache_table_schema(c, table, &s, err);
+	if (rc)
+		goto out;
+	if (pvalue && !s.has_sk) {
+		rc = -ENOTDIR;
+		goto out;
+	}
+	if (!pvalue && s.has_sk) {
+		rc = list_parts(c, table, &s, &arr, err);
+	} else {
+		rc = cached_items(c, table, &s, pvalue, &arr);
+		if (rc == 1)
+			rc = list_items(c, table, &s, pvalue, &arr, err);
+	}
+	e = (struct centry *)arr.ptr;
+	n = dbuf_len(&arr) / sizeof(*e);
+	for (i = 0; !rc && i < n; i++)
+		rc = cb(ctx, e[i].value, &e[i].st);
+out:
+	centries_free(&arr);
+	return rc;
+}
+
+/* ---- single items ------------------------------------------------------ */
+
+struct answer {
+	struct cache_stat *st;
+	struct dbuf *text;
+	json_t **item_out;
+	int *same;
+};
+
+static int answer_from(struct citem *r, struct answer *a)
+{
+	struct cache_stat st;
+	int rc = 0;
+
+	citem_stat(r, &st);
+	if (a->st)
+		*a->st = st;
+	if (a->text)
+		rc = dbuf_add(a->text, r->text, r->text_len);
+	if (!rc && a->item_out)
+		*a->item_out = json_incref(r->item);
+	if (!rc && a->same) {
+		*a->same = r->read_version == r->version;
+		r->read_version = r->version;
+	}
+	return rc;
+}
+
+static int item_lookup(struct cache *c, const char *table, const json_t *key,
+		       struct answer *a, struct aws_err *err)
+{
+	struct cache_schema s;
+	struct rendered rd;
+	struct dbuf id;
+	struct citem *r;
+	struct cdir *d;
+	json_t *item = NULL;
+	uint64_t seq0, now;
+	int rc;
+
+	err_clear(err);
+	memset(&rd, 0, sizeof(rd));
+	dbuf_init(&id, DBUF_CAP_SMALL);
+	if (a->item_out)
+		*a->item_out = NULL;
+	rc = cache_table_schema(c, table, &s, err);
+	if (rc)
+		goto out;
+	rc = cache_item_id(table, &s, key, &id);
+	if (rc)
+		goto out;
+	now = cache_now_ms();
+	pthread_mutex_lock(&c->lock);
+	r = citem_get(c, &id, key, 0);
+	if (r && r->state != CI_UNKNOWN && cache_fresh(c, r->at_ms, now)) {
+		rc = r->state == CI_PRESENT ? answer_from(r, a) : -ENOENT;
+		pthread_mutex_unlock(&c->lock);
+		goto out;
+	}
+	d = cdir_of_item(c, table, &s, key, 0);
+	if (d && cache_fresh(c, d->listed_ms, now) &&
+	    !cmap_get(d->members, id.ptr, dbuf_len(&id))) {
+		/* A fresh listing says it is not there. */
+		pthread_mutex_unlock(&c->lock);
+		rc = -ENOENT;
+		goto out;
+	}
+	seq0 = c->seq;
+	pthread_mutex_unlock(&c->lock);
+
+	rc = ddb_get_item(c->ddb, table, (json_t *)key, 1, &item, err);
+	if (rc && rc != -ENOENT)
+		goto out;
+	if (!rc) {
+		rc = render_take(c, item, &rd);
+		item = NULL;
+		if (rc)
+			goto out;
+	}
+	now = cache_now_ms();
+	pthread_mutex_lock(&c->lock);
+	r = citem_get(c, &id, key, 1);
+	if (r && r->seq <= seq0) {
+		if (rd.item)
+			citem_set_present(c, r, &rd, now, 0);
+		else
+			citem_set_absent(r, now);
+	}
+	if (r && r->state == CI_PRESENT)
+		rc = answer_from(r, a);
+	else if (r && r->state == CI_ABSENT)
+		rc = -ENOENT;
+	else
+		rc = rd.item ? -ENOMEM : -ENOENT;
+	pthread_mutex_unlock(&c->lock);
+out:
+	rendered_free(&rd);
+	json_decref(item);
+	dbuf_free(&id);
+	return rc;
+}
+
+int cache_item_stat(struct cache *c, const char *table, const json_t *key,
+		    struct cache_stat *st, struct aws_err *err)
+{
+	struct answer a = { st, NULL, NULL, NULL };
+
+	return item_lookup(c, table, key, &a, err);
+}
+
+int cache_item_read(struct cache *c, const char *table, const json_t *key,
+		    struct dbuf *text, json_t **item_out, struct cache_stat *st,
+		    int *same, struct aws_err *err)
+{
+	struct answer a = { st, text, item_out, same };
+
+	return item_lookup(c, table, key, &a, err);
+}
+
+/* ---- saving ------------------------------------------------------------ */
+
+static int blank(const char *text, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		if (!strchr(" \t\r\n", text[i]) || !text[i])
+			return 0;
+	return 1;
+}
+
+/* The one inner value of a typed value, and its type letter(s). */
+static const json_t *typed(const json_t *v, const char **type)
+{
+	void *it = json_object_iter((json_t *)v);
+
+	if (!json_is_object(v) || json_object_size(v) != 1 || !it) {
+		*type = "";
+		return NULL;
+	}
+	*type = json_object_iter_key(it);
+	return json_object_iter_value(it);
+}
+
+/* Short text of a typed key value for a log sentence. */
+static void value_words(const json_t *v, char *buf, size_t size)
+{
+	const char *type;
+	const json_t *inner = typed(v, &type);
+	char *s = inner ? json_dumps(inner, JSON_ENCODE_ANY) : NULL;
+
+	snprintf(buf, size, "%s%s%s", s ? s : "?", type[0] ? " " : "", type);
+	if (strlen(buf) > 60)
+		strcpy(buf + 57, "...");
+	free(s);
+}
+
+static int key_values_equal(char type, const json_t *a, const json_t *b)
+{
+	struct dbuf ia, ib;
+	int eq;
+
+	(void)type;
+	dbuf_init(&ia, DBUF_CAP_SMALL);
+	dbuf_init(&ib, DBUF_CAP_SMALL);
+	eq = !cache_value_id(a, &ia) && !cache_value_id(b, &ib) &&
+	     dbuf_len(&ia) == dbuf_len(&ib) &&
+	     !memcmp(dbuf_str(&ia), dbuf_str(&ib), dbuf_len(&ia));
+	dbuf_free(&ia);
+	dbuf_free(&ib);
+	return eq;
+}
+
+/* Key attributes: taken from the name when the text leaves them out, and
+ * when present they must be the name's.  A binary key written as its
+ * base64 string (plain JSON has no binary type) is the same key. */
+static int fix_key_attr(const struct cache_keyattr *ka, const json_t *key,
+			json_t *item, struct dbuf *why)
+{
+	const json_t *want = json_object_get(key, ka->name);
+	const json_t *got = json_object_get(item, ka->name);
+	char w[64], g[64];
+	const char *type;
+	const json_t *inner;
+
+	if (!want)
+		return -EINVAL;
+	if (!got)
+		return json_object_set(item, ka->name, (json_t *)want) ?
+			-ENOMEM : 0;
+	inner = typed(got, &type);
+	if (type[0] == ka->type && !type[1] &&
+	    key_values_equal(ka->type, got, want))
+		goto same;
+	if (ka->type == 'B' && !strcmp(type, "S") && json_is_string(inner)) {
+		json_t *asb = json_pack("{s:O}", "B", (json_t *)inner);
+
+		if (asb && key_values_equal('B', asb, want)) {
+			json_decref(asb);
+			goto same;
+		}
+		json_decref(asb);
+	}
+	value_words(got, g, sizeof(g));
+	value_words(want, w, sizeof(w));
+	why_set(why, "key attribute \"%s\" is %s in the file but the file "
+		"name says %s", ka->name, g, w);
+	return -EINVAL;
+same:
+	/* The name's own form, so the item lands exactly on its key. */
+	return json_object_set(item, ka->name, (json_t *)want) ? -ENOMEM : 0;
+}
+
+static int fix_key(const struct cache_schema *s, const json_t *key,
+		   json_t *item, struct dbuf *why)
+{
+	int rc = fix_key_attr(&s->pk, key, item, why);
+
+	if (!rc && s->has_sk)
+		rc = fix_key_attr(&s->sk, key, item, why);
+	return rc;
+}
+
+/* A lower bound of DynamoDB's size of a value: names and values in bytes,
+ * numbers at one byte per two digits. */
+static size_t value_size(const json_t *v, int depth)
+{
+	const json_t *inner, *e;
+	const char *type, *k;
+	size_t n = 0, i, len;
+
+	if (depth > DDBJSON_MAX_DEPTH)
+		return 0;
+	inner = typed(v, &type);
+	if (!inner)
+		return 0;
+	if (!strcmp(type, "S"))
+		return json_string_length(inner);
+	if (!strcmp(type, "N"))
+		return (json_string_length(inner) + 1) / 2;
+	if (!strcmp(type, "B"))
+		return json_string_length(inner) / 4 * 3;
+	if (!strcmp(type, "BOOL") || !strcmp(type, "NULL"))
+		return 1;
+	if (!strcmp(type, "SS") || !strcmp(type, "NS") || !strcmp(type, "BS")) {
+		json_array_foreach(inner, i, e) {
+			len = json_string_length(e);
+			n += type[0] == 'S' ? len :
+			     type[0] == 'N' ? (len + 1) / 2 : len / 4 * 3;
+		}
+		return n;
+	}
+	if (!strcmp(type, "L")) {
+		json_array_foreach(inner, i, e)
+			n += 1 + value_size(e, depth + 1);
+		return n;
+	}
+	if (!strcmp(type, "M")) {
+		json_object_foreach((json_t *)inner, k, e)
+			n += 1 + strlen(k) + value_size(e, depth + 1);
+		return n;
+	}
+	return 0;
+}
+
+static size_t item_size(const json_t *item)
+{
+	const char *k;
+	const json_t *v;
+	size_t n = 0;
+
+	json_object_foreach((json_t *)item, k, v)
+		n += strlen(k) + value_size(v, 1);
+	return n;
+}
+
+static json_t *cond_names(const char *attr)
+{
+	return json_pack("{s:s}", "#k", attr);
+}
+
+/* The records after a successful write of item under key (item is kept
+ * as the new hint; the text is ours until DynamoDB's own is read). */
+static void note_written(struct cache *c, const char *table,
+			 const struct cache_schema *s, const json_t *key,
+			 json_t *item)
+{
+	struct rendered rd;
+	struct dbuf id;
+	struct citem *r;
+
+	dbuf_init(&id, DBUF_CAP_SMALL);
+	memset(&rd, 0, sizeof(rd));
+	if (render_take(c, json_incref(item), &rd))
+		memset(&rd, 0, sizeof(rd));
+	pthread_mutex_lock(&c->lock);
+	if (cache_item_id(table, s, key, &id))
+		goto out;
+	r = citem_get(c, &id, key, 1);
+	if (!r)
+		goto out;
+	r->seq = ++c->seq;
+	if (rd.item) {
+		/* Stale at once (at_ms 0): the next stat reads DynamoDB's
+		 * text, which may write a number differently. */
+		citem_set_present(c, r, &rd, 0, 1);
+	} else {
+		citem_set_absent(r, 0);
+		r->state = CI_UNKNOWN;
+	}
+	hint_add(r, item);
+	/* The kernel's pages hold what the writer wrote, which may not be
+	 * this text: the next open must not keep them. */
+	r->read_version = 0;
+	dirs_note(c, table, s, key, &id, r, r->state == CI_PRESENT);
+out:
+	pthread_mutex_unlock(&c->lock);
+	rendered_free(&rd);
+	dbuf_free(&id);
+}
+
+static void note_deleted(struct cache *c, const char *table,
+			 const struct cache_schema *s, const json_t *key,
+			 json_t *item)
+{
+	struct dbuf id;
+	struct citem *r;
+
+	dbuf_init(&id, DBUF_CAP_SMALL);
+	pthread_mutex_lock(&c->lock);
+	if (cache_item_id(table, s, key, &id))
+		goto out;
+	r = citem_get(c, &id, key, 1);
+	if (!r)
+		goto out;
+	r->seq = ++c->seq;
+	citem_set_absent(r, cache_now_ms());
+	if (item)
+		hint_add(r, item);
+	dirs_note(c, table, s, key, &id, r, 0);
+out:
+	pthread_mutex_unlock(&c->lock);
+	dbuf_free(&id);
+}
+
+static int item_put(struct cache *c, const char *table,
+		    const struct cache_schema *s, const json_t *key,
+		    json_t *item, unsigned flags, struct aws_err *err)
+{
+	struct ddb_cond cond = { NULL, NULL, NULL };
+	int rc;
+
+	if (flags & CACHE_SAVE_EXCL) {
+		cond.expr = "attribute_not_exists(#k)";
+		cond.names = cond_names(s->pk.name);
+		if (!cond.names)
+			return -ENOMEM;
+	}
+	rc = ddb_put_item(c->ddb, table, item, &cond, err);
+	json_decref(cond.names);
+	if (rc == -ESTALE && (flags & CACHE_SAVE_EXCL))
+		rc = -EEXIST;
+	if (!rc)
+		note_written(c, table, s, key, item);
+	return rc;
+}
+
+/* Text to a typed item ready to put: parsed with the hint, key checked,
+ * size checked. */
+static int item_from_text(struct cache *c, const char *table,
+			  const struct cache_schema *s, const json_t *key,
+			  const char *text, size_t len, const json_t *hint,
+			  unsigned flags, json_t **item_out, struct dbuf *why)
+{
+	json_t *h = NULL, *rec, *item = NULL;
+	size_t size;
+	int rc;
+
+	*item_out = NULL;
+	if (blank(text, len)) {
+		if (!(flags & CACHE_SAVE_NEW)) {
+			why_set(why, "the file is empty; use rm to delete "
+				"the item");
+			return -EINVAL;
+		}
+		item = json_deep_copy(key);
+		if (!item)
+			return -ENOMEM;
+		*item_out = item;
+		return 0;
+	}
+	/* The writer's own image wins; the key's memory fills in the
+	 * attributes it lacks (a file re-created after a rename away). */
+	rec = cache_hint_get(c, table, s, key);
+	h = hint_merge(rec, hint);
+	json_decref(rec);
+	if (why)
+		dbuf_reset(why);
+	rc = ddbjson_parse(text, len, c->fmt, h, &item, why);
+	json_decref(h);
+	if (rc) {
+		if (why && !dbuf_len(why))
+			why_set(why, "%s", strerror(-rc));
+		return rc;
+	}
+	rc = fix_key(s, key, item, why);
+	if (rc)
+		goto fail;
+	size = item_size(item);
+	if (size > CACHE_ITEM_MAX) {
+		why_set(why, "the item is at least %zu bytes; DynamoDB's limit "
+			"is 400 KB", size);
+		rc = -EFBIG;
+		goto fail;
+	}
+	*item_out = item;
+	return 0;
+fail:
+	json_decref(item);
+	return rc;
+}
+
+int cache_item_save(struct cache *c, const char *table, const json_t *key,
+		    const char *text, size_t len, const json_t *hint,
+		    unsigned flags, struct dbuf *why, struct aws_err *err)
+{
+	struct cache_schema s;
+	json_t *item = NULL;
+	int rc;
+
+	err_clear(err);
+	rc = cache_table_schema(c, table, &s, err);
+	if (rc)
+		return rc;
+	rc = item_from_text(c, table, &s, key, text, len, hint, flags, &item,
+			    why);
+	if (!rc)
+		rc = item_put(c, table, &s, key, item, flags, err);
+	json_decref(item);
+	return rc;
+}
+
+static int item_delete(struct cache *c, const char *table,
+		       const struct cache_schema *s, const json_t *key,
+		       json_t *old, struct aws_err *err)
+{
+	struct ddb_cond cond = { "attribute_exists(#k)", NULL, NULL };
+	int rc;
+
+	/* Deleting what is not there is no success for rm. */
+	cond.names = cond_names(s->pk.name);
+	if (!cond.names)
+		return -ENOMEM;
+	rc = ddb_delete_item(c->ddb, table, (json_t *)key, &cond, err);
+	json_decref(cond.names);
+	if (rc == -ESTALE)
+		rc = -ENOENT;
+	if (!rc) {
+		json_t *h = old ? json_incref(old)
+				: cache_hint_get(c, table, s, key);
+
+		note_deleted(c, table, s, key, h);
+		json_decref(h);
+	}
+	return rc;
+}
+
+int cache_item_delete(struct cache *c, const char *table, const json_t *key,
+		      struct aws_err *err)
+{
+	struct cache_schema s;
+	int rc;
+
+	err_clear(err);
+	rc = cache_table_schema(c, table, &s, err);
+	if (!rc)
+		rc = item_delete(c, table, &s, key, NULL, err);
+	return rc;
+}
+
+static int keyattr_same(const struct cache_keyattr *a,
+			const struct cache_keyattr *b)
+{
+	return a->type == b->type && !strcmp(a->name, b->name);
+}
+
+int cache_item_move(struct cache *c, const char *src_table,
+		    const json_t *src_key, const char *dst_table,
+		    const json_t *dst_key, unsigned flags,
+		    struct aws_err *err)
+{
+	struct cache_schema ss, ds;
+	struct dbuf sid, did;
+	json_t *item = NULL, *moved = NULL, *txn = NULL, *put, *del;
+	int rc;
+
+	err_clear(err);
+	dbuf_init(&sid, DBUF_CAP_SMALL);
+	dbuf_init(&did, DBUF_CAP_SMALL);
+	rc = cache_table_schema(c, src_table, &ss, err);
+	if (!rc)
+		rc = cache_table_schema(c, dst_table, &ds, err);
+	if (rc)
+		goto out;
+	if (!keyattr_same(&ss.pk, &ds.pk) || ss.has_sk != ds.has_sk ||
+	    (ss.has_sk && !keyattr_same(&ss.sk, &ds.sk))) {
+		rc = -EXDEV;
+		goto out;
+	}
+	rc = cache_item_id(src_table, &ss, src_key, &sid);
+	if (!rc)
+		rc = cache_item_id(dst_table, &ds, dst_key, &did);
+	if (rc)
+		goto out;
+	if (dbuf_len(&sid) == dbuf_len(&did) &&
+	    !memcmp(sid.ptr, did.ptr, dbuf_len(&sid)))
+		goto out; /* rename onto itself */
+	rc = ddb_get_item(c->ddb, src_table, (json_t *)src_key, 1, &item, err);
+	if (rc)
+		goto out;
+	moved = json_deep_copy(item);
+	if (!moved || json_object_set(moved, ds.pk.name,
+				      json_object_get(dst_key, ds.pk.name)) ||
+	    (ds.has_sk &&
+	     json_object_set(moved, ds.sk.name,
+			     json_object_get(dst_key, ds.sk.name)))) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	txn = json_array();
+	put = json_pack("{s:{s:s, s:O}}", "Put", "TableName", dst_table,
+			"Item", moved);
+	if (!txn || json_array_append_new(txn, put)) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	if (flags & CACHE_SAVE_EXCL) {
+		json_t *p = json_object_get(put, "Put");
+
+		if (json_object_set_new(p, "ConditionExpression",
+					json_string("attribute_not_exists(#k)")) ||
+		    json_object_set_new(p, "ExpressionAttributeNames",
+					cond_names(ds.pk.name))) {
+			rc = -ENOMEM;
+			goto out;
+		}
+	}
+	del = json_pack("{s:{s:s, s:O, s:s, s:o}}", "Delete", "TableName",
+			src_table, "Key", (json_t *)src_key,
+			"ConditionExpression", "attribute_exists(#k)",
+			"ExpressionAttributeNames", cond_names(ss.pk.name));
+	if (json_array_append_new(txn, del)) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	rc = ddb_transact_write(c->ddb, txn, NULL, err);
+	if (rc == -ESTALE)
+		rc = (flags & CACHE_SAVE_EXCL) ? -EEXIST : -ENOENT;
+	if (rc)
+		goto out;
+	note_deleted(c, src_table, &ss, src_key, item);
+	note_written(c, dst_table, &ds, dst_key, moved);
+out:
+	json_decref(txn);
+	json_decref(moved);
+	json_decref(item);
+	dbuf_free(&sid);
+	dbuf_free(&did);
+	return rc;
+}
+
+/* ---- partitions --------------------------------------------------------- */
+
+static int probe_page(void *ctx, json_t *items)
+{
+	*(int *)ctx = json_array_size(items) > 0;
+	return 1; /* one page is the answer */
+}
+
+/* Whether the partition has an item: a Query of one key. */
+static int part_probe(struct cache *c, const char *table,
+		      const struct cache_schema *s, const json_t *pvalue,
+		      int *has, struct aws_err *err)
+{
+	json_t *req;
+	int rc;
+
+	*has = 0;
+	req = json_pack("{s:s, s:s, s:s, s:o, s:{s:O}, s:i, s:b}", "TableName",
+			table, "KeyConditionExpression", "#k = :v",
+			"ProjectionExpression", "#k",
+			"ExpressionAttributeNames", names_k(s->pk.name),
+			"ExpressionAttributeValues", ":v", (json_t *)pvalue,
+			"Limit", 1, "ConsistentRead", 1);
+	if (!req)
+		return -ENOMEM;
+	rc = ddb_query(c->ddb, req, probe_page, has, err);
+	json_decref(req);
+	return rc < 0 ? rc : 0;
+}
+
+/* What the cache knows without a request: 1 has items or is local, 0 is
+ * empty and not local, -1 unknown. */
+static int part_known(struct cache *c, const char *table,
+		      const json_t *pvalue, int *local)
+{
+	uint64_t now = cache_now_ms();
+	struct cdir *d, *td;
+	struct dbuf pid;
+	int known = -1;
+
+	*local = 0;
+	d = cdir_get(c, table, pvalue, 0, 0);
+	if (d && d->marker) {
+		*local = 1;
+		return 1;
+	}
+	if (d && cache_fresh(c, d->listed_ms, now))
+		return cmap_count(d->members) > 0;
+	if (d && cache_fresh(c, d->exists_ms, now))
+		return d->exists;
+	td = cdir_get(c, table, NULL, 1, 0);
+	if (td && cache_fresh(c, td->listed_ms, now)) {
+		dbuf_init(&pid, DBUF_CAP_SMALL);
+		if (!cache_value_id(pvalue, &pid))
+			known = cmap_get(td->members, pid.ptr,
+					 dbuf_len(&pid)) != NULL;
+		dbuf_free(&pid);
+	}
+	return known;
+}
+
+int cache_part_stat(struct cache *c, const char *table, const json_t *pvalue,
+		    struct aws_err *err)
+{
+	struct cache_schema s;
+	struct cdir *d;
+	int rc, known, local, has;
+
+	err_clear(err);
+	rc = cache_table_schema(c, table, &s, err);
+	if (rc)
+		return rc;
+	if (!s.has_sk)
+		return -ENOENT;
+	pthread_mutex_lock(&c->lock);
+	known = part_known(c, table, pvalue, &local);
+	pthread_mutex_unlock(&c->lock);
+	if (known >= 0)
+		return known ? 0 : -ENOENT;
+	rc = part_probe(c, table, &s, pvalue, &has, err);
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&c->lock);
+	d = cdir_get(c, table, pvalue, 0, 1);
+	if (d) {
+		d->exists = has;
+		d->exists_ms = cache_now_ms();
+		if (d->marker)
+			has = 1;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return has ? 0 : -ENOENT;
+}
+
+int cache_part_make(struct cache *c, const char *table, const json_t *pvalue,
+		    struct aws_err *err)
+{
+	struct cache_schema s;
+	struct cdir *d;
+	int rc;
+
+	err_clear(err);
+	rc = cache_table_schema(c, table, &s, err);
+	if (rc)
+		return rc;
+	if (!s.has_sk)
+		return -EPERM;
+	rc = cache_part_stat(c, table, pvalue, err);
+	if (rc == 0)
+		return -EEXIST;
+	if (rc != -ENOENT)
+		return rc;
+	pthread_mutex_lock(&c->lock);
+	d = cdir_get(c, table, pvalue, 0, 1);
+	if (d)
+		d->marker = 1;
+	pthread_mutex_unlock(&c->lock);
+	return d ? 0 : -ENOMEM;
+}
+
+int cache_part_remove(struct cache *c, const char *table,
+		      const json_t *pvalue, struct aws_err *err)
+{
+	struct cache_schema s;
+	struct cdir *d, *td;
+	struct dbuf pid;
+	int rc, has = 0;
+
+	err_clear(err);
+	rc = cache_table_schema(c, table, &s, err);
+	if (rc)
+		return rc;
+	if (!s.has_sk)
+		return -ENOTDIR;
+	/* Always asked: rmdir must not hide items written elsewhere. */
+	rc = part_probe(c, table, &s, pvalue, &has, err);
+	if (rc)
+		return rc;
+	if (has)
+		return -ENOTEMPTY;
+	dbuf_init(&pid, DBUF_CAP_SMALL);
+	pthread_mutex_lock(&c->lock);
+	d = cdir_get(c, table, pvalue, 0, 0);
+	if (d) {
+		d->marker = 0;
+		d->exists = 0;
+		d->exists_ms = cache_now_ms();
+	}
+	td = cdir_get(c, table, NULL, 1, 0);
+	if (td && !cache_value_id(pvalue, &pid))
+		json_decref(cmap_take(td->members, pid.ptr, dbuf_len(&pid)));
+	pthread_mutex_unlock(&c->lock);
+	dbuf_free(&pid);
+	return 0;
+}
+
+/* ---- items and scratch files -------------------------------------------- */
+
+int cache_scratch_save(struct cache *c, const char *path, const char *table,
+		       const json_t *key, unsigned flags, struct dbuf *why,
+		       struct aws_err *err)
+{
+	struct cache_schema s;
+	struct cache_scratch *ref = NULL;
+	struct dbuf text;
+	json_t *shint = NULL, *h = NULL, *rec, *item = NULL;
+	struct cache_stat st;
+	int rc;
+
+	err_clear(err);
+	dbuf_init(&text, DBUF_CAP_BODY);
+	rc = cache_table_schema(c, table, &s, err);
+	if (rc)
+		goto out;
+	rc = cache_scratch_snapshot(c, path, &text, &shint, &ref);
+	if (rc)
+		goto out;
+	/* The key's own memory first (sed -i read that file), then the
+	 * types the scratch file came with. */
+	rec = cache_hint_get(c, table, &s, key);
+	h = hint_merge(shint, rec);
+	json_decref(rec);
+	if (blank(dbuf_str(&text), dbuf_len(&text))) {
+		/* An empty file may make a new item, never empty one. */
+		rc = cache_item_stat(c, table, key, &st, err);
+		if (rc == -ENOENT)
+			flags |= CACHE_SAVE_NEW;
+		else if (rc)
+			goto out;
+	}
+	rc = item_from_text(c, table, &s, key, dbuf_str(&text),
+			    dbuf_len(&text), h, flags, &item, why);
+	if (!rc)
+		rc = item_put(c, table, &s, key, item, flags, err);
+	if (!rc)
+		cache_scratch_unlink_if(c, path, ref);
+out:
+	if (ref)
+		cache_scratch_put(ref);
+	json_decref(item);
+	json_decref(h);
+	json_decref(shint);
+	dbuf_free(&text);
+	return rc;
+}
+
+int cache_item_to_scratch(struct cache *c, const char *table,
+			  const json_t *key, const char *path,
+			  struct aws_err *err)
+{
+	struct cache_schema s;
+	struct cache_scratch *sf = NULL;
+	struct rendered rd;
+	json_t *item = NULL;
+	int rc;
+
+	err_clear(err);
+	memset(&rd, 0, sizeof(rd));
+	rc = cache_table_schema(c, table, &s, err);
+	if (rc)
+		return rc;
+	/* The text as it is now, not as last listed. */
+	rc = ddb_get_item(c->ddb, table, (json_t *)key, 1, &item, err);
+	if (rc)
+		return rc;
+	rc = render_take(c, json_incref(item), &rd);
+	if (!rc)
+		rc = cache_scratch_make(rd.text, rd.len, item, &sf);
+	if (rc)
+		goto out;
+	rc = item_delete(c, table, &s, key, item, err);
+	if (rc)
+		goto out;
+	rc = cache_scratch_install(c, path, sf);
+	sf = NULL;
+out:
+	if (sf)
+		cache_scratch_put(sf);
+	rendered_free(&rd);
+	json_decref(item);
+	return rc;
+}
