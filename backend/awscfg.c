@@ -25,7 +25,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pwd.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,21 +53,6 @@ struct awscfg {
 };
 
 enum file_kind { FILE_CONFIG, FILE_CREDENTIALS };
-
-static void why_set(struct dbuf *why, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-/* Best effort: a message that does not fit is not worth failing for. */
-static void why_set(struct dbuf *why, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!why)
-		return;
-	va_start(ap, fmt);
-	(void)dbuf_vaddf(why, fmt, ap);
-	va_end(ap);
-}
 
 static const char *env_nonempty(const char *name)
 {
@@ -354,13 +338,20 @@ out:
 	return rc;
 }
 
-static int parse_file(const char *path, struct parse_state *st,
-		      struct dbuf *why)
+/* Read the keys of profile target in the file at path (of kind) into
+ * *map; st is left with what the parse found. */
+static int parse_file(const char *path, enum file_kind kind,
+		      const char *target, struct kv **map,
+		      struct parse_state *st, struct dbuf *why)
 {
 	struct dbuf b;
 	const char *p, *end, *nl;
 	int rc;
 
+	memset(st, 0, sizeof(*st));
+	st->kind = kind;
+	st->target = target;
+	st->map = map;
 	dbuf_init(&b, AWSCFG_FILE_CAP);
 	if (!path) {
 		rc = 0;
@@ -372,13 +363,14 @@ static int parse_file(const char *path, struct parse_state *st,
 		goto out;
 	}
 	if (rc == -E2BIG) {
-		why_set(why, "%s is larger than %u KiB; is it really an AWS %s file?",
-			path, AWSCFG_FILE_CAP / 1024,
-			st->kind == FILE_CONFIG ? "config" : "credentials");
+		dbuf_addf_opt(why, "%s is larger than %u KiB; is it really an AWS %s file?",
+			      path, AWSCFG_FILE_CAP / 1024,
+			      st->kind == FILE_CONFIG ? "config" :
+							"credentials");
 		goto out;
 	}
 	if (rc) {
-		why_set(why, "cannot read %s: %s", path, strerror(-rc));
+		dbuf_addf_opt(why, "cannot read %s: %s", path, strerror(-rc));
 		goto out;
 	}
 	p = dbuf_str(&b);
@@ -491,33 +483,29 @@ int awscfg_load(struct awscfg **out, const char *profile, struct dbuf *why)
 	if (rc)
 		goto out;
 
-	memset(&st, 0, sizeof(st));
-	st.kind = FILE_CONFIG;
-	st.target = cfg->profile;
-	st.map = &cfg->config;
-	rc = parse_file(cfg->config_path, &st, why);
+	rc = parse_file(cfg->config_path, FILE_CONFIG, cfg->profile,
+			&cfg->config, &st, why);
 	if (rc)
 		goto out;
 	found = st.found;
 	bare = st.bare_found;
 
-	memset(&st, 0, sizeof(st));
-	st.kind = FILE_CREDENTIALS;
-	st.target = cfg->profile;
-	st.map = &cfg->credentials;
-	rc = parse_file(cfg->credentials_path, &st, why);
+	rc = parse_file(cfg->credentials_path, FILE_CREDENTIALS, cfg->profile,
+			&cfg->credentials, &st, why);
 	if (rc)
 		goto out;
 	found |= st.found;
 
 	if (explicit_profile && !found) {
-		why_set(why, "profile '%s' not found in %s or %s", cfg->profile,
-			show_path(cfg->config_path, "~/.aws/config"),
-			show_path(cfg->credentials_path, "~/.aws/credentials"));
+		dbuf_addf_opt(why, "profile '%s' not found in %s or %s",
+			      cfg->profile,
+			      show_path(cfg->config_path, "~/.aws/config"),
+			      show_path(cfg->credentials_path,
+					"~/.aws/credentials"));
 		/* The commonest slip: credentials-file syntax in config. */
 		if (bare)
-			why_set(why, " (the config file has [%s]; there it must be [profile %s])",
-				cfg->profile, cfg->profile);
+			dbuf_addf_opt(why, " (the config file has [%s]; there it must be [profile %s])",
+				      cfg->profile, cfg->profile);
 		rc = -ENOENT;
 		goto out;
 	}

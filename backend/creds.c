@@ -20,7 +20,6 @@
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,28 +43,6 @@ extern char **environ;
 #define CREDS_PROCESS_TIMEOUT_MS (120 * 1000)
 /* The protocol's JSON is a few KiB at most. */
 #define CREDS_PROCESS_OUTPUT_CAP DBUF_CAP_SMALL
-
-static void why_set(struct dbuf *why, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-/* Best effort: a message that does not fit is not worth failing for. */
-static void why_set(struct dbuf *why, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!why)
-		return;
-	va_start(ap, fmt);
-	(void)dbuf_vaddf(why, fmt, ap);
-	va_end(ap);
-}
-
-static const char *env_nonempty(const char *name)
-{
-	const char *v = getenv(name);
-
-	return v && *v ? v : NULL;
-}
 
 static const char *nonempty(const char *v)
 {
@@ -165,22 +142,22 @@ int creds_equal(const struct creds *a, const struct creds *b)
 static int env_fetch(struct creds_provider *self, struct creds *out,
 		     struct dbuf *why)
 {
-	const char *ak = env_nonempty("AWS_ACCESS_KEY_ID");
-	const char *sk = env_nonempty("AWS_SECRET_ACCESS_KEY");
-	const char *token = env_nonempty("AWS_SESSION_TOKEN");
+	const char *ak = nonempty(getenv("AWS_ACCESS_KEY_ID"));
+	const char *sk = nonempty(getenv("AWS_SECRET_ACCESS_KEY"));
+	const char *token = nonempty(getenv("AWS_SESSION_TOKEN"));
 
 	(void)self;
 	memset(out, 0, sizeof(*out));
 	if (!ak && !sk) {
-		why_set(why, "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY");
+		dbuf_addf_opt(why, "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY");
 		return -ENOENT;
 	}
 	if (!sk) {
-		why_set(why, "AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not");
+		dbuf_addf_opt(why, "AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not");
 		return -EINVAL;
 	}
 	if (!ak) {
-		why_set(why, "AWS_SECRET_ACCESS_KEY is set but AWS_ACCESS_KEY_ID is not");
+		dbuf_addf_opt(why, "AWS_SECRET_ACCESS_KEY is set but AWS_ACCESS_KEY_ID is not");
 		return -EINVAL;
 	}
 	return creds_fill(out, ak, sk, token, 0, "env");
@@ -226,10 +203,12 @@ static int profile_pair(const struct awscfg *cfg, int credentials_file,
 	if (!ak && !sk)
 		return -ENOENT;
 	if (!ak || !sk) {
-		why_set(why, "profile '%s' in %s has %s but no %s",
-			awscfg_profile(cfg), path ? path : "?",
-			ak ? "aws_access_key_id" : "aws_secret_access_key",
-			ak ? "aws_secret_access_key" : "aws_access_key_id");
+		dbuf_addf_opt(why, "profile '%s' in %s has %s but no %s",
+			      awscfg_profile(cfg), path ? path : "?",
+			      ak ? "aws_access_key_id" :
+				   "aws_secret_access_key",
+			      ak ? "aws_secret_access_key" :
+				   "aws_access_key_id");
 		return -EINVAL;
 	}
 	return creds_fill(out, ak, sk, token, 0, "profile");
@@ -251,8 +230,9 @@ static int profile_fetch(struct creds_provider *self, struct creds *out,
 	if (rc != -ENOENT)
 		return rc;
 	path = awscfg_credentials_path(pp->cfg);
-	why_set(why, "add keys for profile '%s' to %s", awscfg_profile(pp->cfg),
-		path ? path : "~/.aws/credentials");
+	dbuf_addf_opt(why, "add keys for profile '%s' to %s",
+		      awscfg_profile(pp->cfg),
+		      path ? path : "~/.aws/credentials");
 	return -ENOENT;
 }
 
@@ -367,18 +347,18 @@ static int parse_process_output(const char *buf, size_t len,
 
 	root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!root) {
-		why_set(why, "credential_process output is not valid JSON (line %d, column %d)",
-			jerr.line, jerr.column);
+		dbuf_addf_opt(why, "credential_process output is not valid JSON (line %d, column %d)",
+			      jerr.line, jerr.column);
 		goto out;
 	}
 	if (!json_is_object(root)) {
-		why_set(why, "credential_process output is not a JSON object");
+		dbuf_addf_opt(why, "credential_process output is not a JSON object");
 		goto out;
 	}
 	ver = json_object_get(root, "Version");
 	if (!json_is_integer(ver) || json_integer_value(ver) != 1) {
-		why_set(why, "credential_process output has %s; only Version 1 is supported",
-			ver ? "an unsupported Version" : "no Version");
+		dbuf_addf_opt(why, "credential_process output has %s; only Version 1 is supported",
+			      ver ? "an unsupported Version" : "no Version");
 		goto out;
 	}
 	ak = json_object_get(root, "AccessKeyId");
@@ -386,21 +366,21 @@ static int parse_process_output(const char *buf, size_t len,
 	tok = json_object_get(root, "SessionToken");
 	exp = json_object_get(root, "Expiration");
 	if (!json_is_string(ak) || !*json_string_value(ak)) {
-		why_set(why, "credential_process output has no AccessKeyId string");
+		dbuf_addf_opt(why, "credential_process output has no AccessKeyId string");
 		goto out;
 	}
 	if (!json_is_string(sk) || !*json_string_value(sk)) {
-		why_set(why, "credential_process output has no SecretAccessKey string");
+		dbuf_addf_opt(why, "credential_process output has no SecretAccessKey string");
 		goto out;
 	}
 	if (tok && !json_is_null(tok) && !json_is_string(tok)) {
-		why_set(why, "credential_process output has a SessionToken that is not a string");
+		dbuf_addf_opt(why, "credential_process output has a SessionToken that is not a string");
 		goto out;
 	}
 	if (exp && !json_is_null(exp)) {
 		if (!json_is_string(exp) ||
 		    parse_iso8601(json_string_value(exp), &expiration)) {
-			why_set(why, "credential_process output has an Expiration that is not an ISO-8601 time with a zone (e.g. 2026-11-25T10:00:00Z)");
+			dbuf_addf_opt(why, "credential_process output has an Expiration that is not an ISO-8601 time with a zone (e.g. 2026-11-25T10:00:00Z)");
 			goto out;
 		}
 	}
@@ -459,26 +439,23 @@ static int run_process(char *command, struct dbuf *out, struct dbuf *why)
 
 	if (pipe2(pfd, O_CLOEXEC) != 0) {
 		rc = -errno;
-		why_set(why, "cannot run credential_process: %s", strerror(-rc));
-		goto out;
+		goto run_failed;
 	}
 	rc = fd_above_stdio(&pfd[0]);
 	if (!rc)
 		rc = fd_above_stdio(&pfd[1]);
-	if (rc) {
-		why_set(why, "cannot run credential_process: %s", strerror(-rc));
-		goto out;
-	}
+	if (rc)
+		goto run_failed;
 	rc = -posix_spawn_file_actions_init(&fa);
 	if (rc)
-		goto spawn_failed;
+		goto run_failed;
 	fa_ok = 1;
 	rc = -posix_spawn_file_actions_adddup2(&fa, pfd[1], STDOUT_FILENO);
 	if (rc)
-		goto spawn_failed;
+		goto run_failed;
 	rc = -posix_spawnattr_init(&attr);
 	if (rc)
-		goto spawn_failed;
+		goto run_failed;
 	attr_ok = 1;
 	/* The caller's thread may block signals or ignore SIGPIPE (libcurl
 	 * users often do); the child starts clean. */
@@ -492,11 +469,11 @@ static int run_process(char *command, struct dbuf *out, struct dbuf *why)
 		rc = -posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK |
 						      POSIX_SPAWN_SETSIGDEF);
 	if (rc)
-		goto spawn_failed;
+		goto run_failed;
 	rc = -posix_spawn(&pid, "/bin/sh", &fa, &attr, argv, environ);
 	if (rc) {
 		pid = -1;
-		goto spawn_failed;
+		goto run_failed;
 	}
 	close(pfd[1]);
 	pfd[1] = -1;
@@ -516,8 +493,8 @@ static int run_process(char *command, struct dbuf *out, struct dbuf *why)
 			continue;
 		if (rc < 0) {
 			rc = -errno;
-			why_set(why, "cannot read credential_process output: %s",
-				strerror(-rc));
+			dbuf_addf_opt(why, "cannot read credential_process output: %s",
+				      strerror(-rc));
 			break;
 		}
 		if (rc == 0)
@@ -527,8 +504,8 @@ static int run_process(char *command, struct dbuf *out, struct dbuf *why)
 			continue;
 		if (r < 0) {
 			rc = -errno;
-			why_set(why, "cannot read credential_process output: %s",
-				strerror(-rc));
+			dbuf_addf_opt(why, "cannot read credential_process output: %s",
+				      strerror(-rc));
 			break;
 		}
 		if (r == 0) {
@@ -545,8 +522,8 @@ static int run_process(char *command, struct dbuf *out, struct dbuf *why)
 	pfd[0] = -1;
 	if (too_big) {
 		rc = -E2BIG;
-		why_set(why, "credential_process wrote more than %u KiB",
-			CREDS_PROCESS_OUTPUT_CAP / 1024);
+		dbuf_addf_opt(why, "credential_process wrote more than %u KiB",
+			      CREDS_PROCESS_OUTPUT_CAP / 1024);
 		kill(pid, SIGKILL);
 	}
 	/* It may close stdout and linger: the deadline holds for the exit
@@ -554,8 +531,8 @@ static int run_process(char *command, struct dbuf *out, struct dbuf *why)
 	for (;;) {
 		if (timed_out && rc != -ETIMEDOUT) {
 			rc = -ETIMEDOUT;
-			why_set(why, "credential_process did not finish within %d s",
-				CREDS_PROCESS_TIMEOUT_MS / 1000);
+			dbuf_addf_opt(why, "credential_process did not finish within %d s",
+				      CREDS_PROCESS_TIMEOUT_MS / 1000);
 			kill(pid, SIGKILL);
 		}
 		r = waitpid(pid, &status, timed_out || too_big ? 0 : WNOHANG);
@@ -568,8 +545,8 @@ static int run_process(char *command, struct dbuf *out, struct dbuf *why)
 			 * status. */
 			if (!rc) {
 				rc = -errno;
-				why_set(why, "cannot wait for credential_process: %s",
-					strerror(-rc));
+				dbuf_addf_opt(why, "cannot wait for credential_process: %s",
+					      strerror(-rc));
 			}
 			goto out;
 		}
@@ -583,17 +560,17 @@ static int run_process(char *command, struct dbuf *out, struct dbuf *why)
 		/* already in why */
 	} else if (WIFEXITED(status) && WEXITSTATUS(status) != 0) {
 		rc = -EIO;
-		why_set(why, "credential_process exited with status %d",
-			WEXITSTATUS(status));
+		dbuf_addf_opt(why, "credential_process exited with status %d",
+			      WEXITSTATUS(status));
 	} else if (WIFSIGNALED(status)) {
 		rc = -EIO;
-		why_set(why, "credential_process was killed by signal %d",
-			WTERMSIG(status));
+		dbuf_addf_opt(why, "credential_process was killed by signal %d",
+			      WTERMSIG(status));
 	}
 	goto out;
 
-spawn_failed:
-	why_set(why, "cannot run credential_process: %s", strerror(-rc));
+run_failed:
+	dbuf_addf_opt(why, "cannot run credential_process: %s", strerror(-rc));
 out:
 	if (attr_ok)
 		posix_spawnattr_destroy(&attr);
@@ -791,15 +768,15 @@ static int ask(struct creds_provider *p, struct creds *out, struct dbuf *pw)
 		rc = -EIO;
 	if (rc == 0 && (!out->access_key || !out->secret_key)) {
 		creds_clear(out);
-		why_set(pw, "the %s provider returned incomplete credentials",
-			p->name);
+		dbuf_addf_opt(pw, "the %s provider returned incomplete credentials",
+			      p->name);
 		rc = -EPROTO;
 	}
 	if (rc == 0 && !out->source)
 		out->source = p->name;
 	if (rc && rc != -ENOENT && !dbuf_len(pw))
-		why_set(pw, "the %s provider failed: %s", p->name,
-			strerror(-rc));
+		dbuf_addf_opt(pw, "the %s provider failed: %s", p->name,
+			      strerror(-rc));
 	return rc;
 }
 
@@ -822,26 +799,29 @@ static int walk(struct creds_chain *ch, struct creds *fresh,
 			goto out;
 		}
 		if (rc != -ENOENT) {
-			why_set(why, "%s", dbuf_str(&pw));
+			dbuf_addf_opt(why, "%s", dbuf_str(&pw));
 			goto out;
 		}
 		if (dbuf_len(&pw))
-			why_set(&hints, "%s%s", dbuf_len(&hints) ? ", or " : "",
-				dbuf_str(&pw));
+			dbuf_addf_opt(&hints, "%s%s",
+				      dbuf_len(&hints) ? ", or " : "",
+				      dbuf_str(&pw));
 		else
-			why_set(&others, "%s%s", dbuf_len(&others) ? ", " : "",
-				n->p->name);
+			dbuf_addf_opt(&others, "%s%s",
+				      dbuf_len(&others) ? ", " : "",
+				      n->p->name);
 	}
 	rc = -ENOKEY;
 	if (dbuf_len(&hints) && dbuf_len(&others))
-		why_set(why, "no credentials: %s (also tried: %s)",
-			dbuf_str(&hints), dbuf_str(&others));
+		dbuf_addf_opt(why, "no credentials: %s (also tried: %s)",
+			      dbuf_str(&hints), dbuf_str(&others));
 	else if (dbuf_len(&hints) || dbuf_len(&others))
-		why_set(why, "no credentials: %s%s",
-			dbuf_len(&hints) ? "" : "tried ",
-			dbuf_len(&hints) ? dbuf_str(&hints) : dbuf_str(&others));
+		dbuf_addf_opt(why, "no credentials: %s%s",
+			      dbuf_len(&hints) ? "" : "tried ",
+			      dbuf_len(&hints) ? dbuf_str(&hints) :
+						 dbuf_str(&others));
 	else
-		why_set(why, "no credentials: no credential providers configured");
+		dbuf_addf_opt(why, "no credentials: no credential providers configured");
 out:
 	dbuf_free(&hints);
 	dbuf_free(&others);
@@ -889,7 +869,7 @@ int creds_get(struct creds_chain *ch, struct creds *out, struct dbuf *why)
 		creds_clear(&ch->cur);
 		ch->have_cur = 0;
 		if (rc != -ENOENT) {
-			why_set(why, "%s", dbuf_str(&pw));
+			dbuf_addf_opt(why, "%s", dbuf_str(&pw));
 			goto out;
 		}
 		/* The source went away (keys removed): search afresh. */

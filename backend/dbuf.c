@@ -92,6 +92,17 @@ int dbuf_addf(struct dbuf *b, const char *fmt, ...)
 	return rc;
 }
 
+void dbuf_addf_opt(struct dbuf *b, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!b)
+		return;
+	va_start(ap, fmt);
+	(void)dbuf_vaddf(b, fmt, ap);
+	va_end(ap);
+}
+
 const char *dbuf_str(const struct dbuf *b)
 {
 	return b->ptr ? b->ptr : "";

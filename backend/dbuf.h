@@ -30,6 +30,11 @@ int dbuf_addf(struct dbuf *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 int dbuf_vaddf(struct dbuf *b, const char *fmt, va_list ap)
 	__attribute__((format(printf, 2, 0)));
+/* dbuf_addf for messages: b may be NULL (the caller wants none), and a
+ * failure is ignored, since a message that does not fit is not worth
+ * failing for. */
+void dbuf_addf_opt(struct dbuf *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 /* The text, never NULL ("" while empty). */
 const char *dbuf_str(const struct dbuf *b);
 size_t dbuf_len(const struct dbuf *b);

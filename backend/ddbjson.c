@@ -17,23 +17,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/b64.h"
+#include "backend/ddbnum.h"
+
 /* jansson 2.14 added keys of explicit length (which may hold U+0000);
  * with 2.13 such keys are refused instead. */
 #if JANSSON_VERSION_HEX >= 0x020e00
 #define DJ_KEYLEN 1
 #endif
-
-/* DynamoDB's number limits: 38 significant digits, magnitudes from 1E-130
- * to 9.9999999999999999999999999999999999999E+125 (in scientific notation
- * the exponent of the first digit is -130 .. 125). */
-#define DDB_NUM_DIGITS 38
-#define DDB_NUM_EXP_MIN (-130)
-#define DDB_NUM_EXP_MAX 125
-#define DDB_NUM_RANGE "1E-130 to 9.9999999999999999999999999999999999999E+125"
-
-/* Exponents beyond this are out of range anyway; clamping keeps the
- * arithmetic on a hostile "1e99999999999999999999" from overflowing. */
-#define EXP_CLAMP 1000000000000000LL
 
 /* How much of a key or token is quoted in a message. */
 #define SNIP_MAX 64
@@ -157,184 +148,7 @@ static int bytes_cmp(const char *a, size_t alen, const char *b, size_t blen)
 	return alen < blen ? -1 : alen > blen;
 }
 
-/* ---- numbers ------------------------------------------------------ */
-
-/* A number in the forms DynamoDB accepts: [+-] digits [. digits]
- * [eE [+-] digits], with digits on at least one side of the point. */
-struct numparts {
-	int neg;
-	const char *ip; /* integer digits */
-	size_t ilen;
-	const char *fp; /* fraction digits */
-	size_t flen;
-	const char *ep; /* the exponent from 'e' on, or NULL */
-	size_t elen;
-};
-
-static int num_split(const char *s, size_t len, struct numparts *np)
-{
-	size_t i = 0, d;
-
-	memset(np, 0, sizeof(*np));
-	if (i < len && (s[i] == '+' || s[i] == '-')) {
-		np->neg = s[i] == '-';
-		i++;
-	}
-	np->ip = s + i;
-	while (i < len && is_digit(s[i]))
-		i++;
-	np->ilen = (size_t)(s + i - np->ip);
-	np->fp = s + i;
-	if (i < len && s[i] == '.') {
-		i++;
-		np->fp = s + i;
-		while (i < len && is_digit(s[i]))
-			i++;
-		np->flen = (size_t)(s + i - np->fp);
-	}
-	if (np->ilen + np->flen == 0)
-		return -EINVAL;
-	if (i < len && (s[i] == 'e' || s[i] == 'E')) {
-		np->ep = s + i;
-		i++;
-		if (i < len && (s[i] == '+' || s[i] == '-'))
-			i++;
-		d = i;
-		while (i < len && is_digit(s[i]))
-			i++;
-		if (i == d)
-			return -EINVAL;
-		np->elen = (size_t)(s + i - np->ep);
-	}
-	return i == len ? 0 : -EINVAL;
-}
-
-/* A number as sign, significant digits and the exponent of the first of
- * them: enough to compare and range-check without any arithmetic on the
- * digits. */
-struct dnum {
-	int sign; /* -1, 0 (zero), 1 */
-	struct numparts np;
-	size_t first; /* index of the first significant digit in ip+fp */
-	size_t ndig;  /* significant digits, trailing zeros dropped */
-	long long exp10;
-};
-
-/* The k-th digit of the integer and fraction digits run together. */
-static char dnum_digit(const struct dnum *d, size_t k)
-{
-	return k < d->np.ilen ? d->np.ip[k] : d->np.fp[k - d->np.ilen];
-}
-
-static int dnum_parse(const char *s, size_t len, struct dnum *d)
-{
-	size_t k, n, last = 0;
-	long long e = 0;
-	const char *p, *end;
-	int eneg = 0;
-
-	memset(d, 0, sizeof(*d));
-	if (num_split(s, len, &d->np))
-		return -EINVAL;
-	n = d->np.ilen + d->np.flen;
-	for (k = 0; k < n && dnum_digit(d, k) == '0'; k++)
-		;
-	if (k == n)
-		return 0; /* zero, whatever its sign and exponent */
-	d->first = k;
-	for (k = n; k-- > d->first;) {
-		if (dnum_digit(d, k) != '0') {
-			last = k;
-			break;
-		}
-	}
-	d->ndig = last - d->first + 1;
-	d->sign = d->np.neg ? -1 : 1;
-	if (d->np.ep) {
-		p = d->np.ep + 1;
-		end = d->np.ep + d->np.elen;
-		if (*p == '+' || *p == '-')
-			eneg = *p++ == '-';
-		for (; p < end; p++) {
-			if (e < EXP_CLAMP)
-				e = e * 10 + (*p - '0');
-		}
-		if (eneg)
-			e = -e;
-	}
-	/* the first significant digit stands for 10^(ilen - 1 - first) */
-	if (d->np.ilen > (size_t)EXP_CLAMP || d->first > (size_t)EXP_CLAMP)
-		d->exp10 = d->np.ilen > d->first ? EXP_CLAMP : -EXP_CLAMP;
-	else
-		d->exp10 = (long long)d->np.ilen - 1 - (long long)d->first + e;
-	return 0;
-}
-
-/* Compare magnitudes of two non-zero numbers. */
-static int dnum_magcmp(const struct dnum *a, const struct dnum *b)
-{
-	size_t i;
-	char ca, cb;
-
-	if (a->exp10 != b->exp10)
-		return a->exp10 < b->exp10 ? -1 : 1;
-	for (i = 0;; i++) {
-		/* trailing zeros are not counted, so the longer one has a
-		 * non-zero digit left and is larger */
-		if (i >= a->ndig || i >= b->ndig)
-			return i < b->ndig ? -1 : i < a->ndig;
-		ca = dnum_digit(a, a->first + i);
-		cb = dnum_digit(b, b->first + i);
-		if (ca != cb)
-			return ca < cb ? -1 : 1;
-	}
-}
-
-static int numcmp_n(const char *a, size_t alen, const char *b, size_t blen)
-{
-	struct dnum da, db;
-	int bad_a = dnum_parse(a, alen, &da) != 0;
-	int bad_b = dnum_parse(b, blen, &db) != 0;
-	int r;
-
-	if (bad_a || bad_b) {
-		if (bad_a && bad_b)
-			return bytes_cmp(a, alen, b, blen);
-		return bad_a ? 1 : -1;
-	}
-	if (da.sign != db.sign)
-		return da.sign < db.sign ? -1 : 1;
-	if (!da.sign)
-		return 0;
-	r = dnum_magcmp(&da, &db);
-	return da.sign > 0 ? r : -r;
-}
-
-int ddbjson_numcmp(const char *a, const char *b)
-{
-	return numcmp_n(a, strlen(a), b, strlen(b));
-}
-
-/* NULL when s is a number DynamoDB can store, else why not. */
-static const char *number_problem(const char *s, size_t len)
-{
-	struct dnum d;
-
-	if (dnum_parse(s, len, &d))
-		return "is not a number";
-	if (!d.sign)
-		return NULL;
-	if (d.ndig > DDB_NUM_DIGITS)
-		return "has more than 38 significant digits, more than DynamoDB can hold";
-	if (d.exp10 < DDB_NUM_EXP_MIN || d.exp10 > DDB_NUM_EXP_MAX)
-		return "is out of DynamoDB's range (magnitudes " DDB_NUM_RANGE ")";
-	return NULL;
-}
-
-int ddbjson_number_ok(const char *s, size_t len)
-{
-	return s && !number_problem(s, len);
-}
+/* ---- JSON number tokens ------------------------------------------ */
 
 /* Scan a JSON number token (RFC 8259's grammar) at the start of s.  0 with
  * *end its length, or -EINVAL with *end at the offending byte and *msg
@@ -388,47 +202,9 @@ bad:
 	return -EINVAL;
 }
 
-/* ---- base64 and UTF-8 --------------------------------------------- */
+/* ---- UTF-8 -------------------------------------------------------- */
 
-static int b64_val(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (is_digit((char)c))
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
-/* Canonical standard base64 with padding, as DynamoDB's JSON carries B:
- * the unused bits of the last group must be zero, so that two different
- * strings are always two different byte strings. */
-static int b64_ok(const char *s, size_t len)
-{
-	size_t i, pad = 0;
-
-	if (len % 4)
-		return 0;
-	if (len && s[len - 1] == '=')
-		pad = s[len - 2] == '=' ? 2 : 1;
-	for (i = 0; i < len - pad; i++)
-		if (b64_val((unsigned char)s[i]) < 0)
-			return 0;
-	if (pad == 1 && (b64_val((unsigned char)s[len - 2]) & 3))
-		return 0;
-	if (pad == 2 && (b64_val((unsigned char)s[len - 3]) & 15))
-		return 0;
-	return 1;
-}
-
-/* Length of the well-formed UTF-8 sequence at s (1-4), or 0: no
- * overlong forms, no surrogates, nothing above U+10FFFF. */
-static size_t utf8_seq(const unsigned char *s, size_t avail)
+size_t ddbjson_utf8_len(const unsigned char *s, size_t avail)
 {
 	unsigned char c = s[0], lo = 0x80, hi = 0xbf;
 	size_t need, i;
@@ -482,11 +258,12 @@ static void put_snip(struct dbuf *m, const char *s, size_t len)
 
 /* ---- rendering ---------------------------------------------------- */
 
-static int put_indent(struct dbuf *o, int level)
+/* A line break and the indentation of level (two spaces each). */
+static int put_newline(struct dbuf *o, int level)
 {
 	static const char spaces[] = "                                ";
 	size_t n = (size_t)level * 2;
-	int rc = 0;
+	int rc = dbuf_addc(o, '\n');
 
 	while (n && !rc) {
 		size_t k = n < sizeof(spaces) - 1 ? n : sizeof(spaces) - 1;
@@ -542,36 +319,6 @@ static int put_str(struct dbuf *o, const char *s, size_t len)
 	return rc;
 }
 
-/* An N value as a JSON number token: as is when it already is one, else
- * only the form is changed ("+5" -> "5", ".5" -> "0.5", "5." -> "5",
- * "007" -> "7"); every significant digit is kept. */
-static int put_number(struct dbuf *o, const char *s, size_t len)
-{
-	struct numparts np;
-	const char *msg;
-	size_t end, i;
-	int rc;
-
-	if (!scan_json_number(s, len, &end, &msg) && end == len)
-		return dbuf_add(o, s, len);
-	if (num_split(s, len, &np))
-		return -EINVAL;
-	rc = np.neg ? dbuf_addc(o, '-') : 0;
-	for (i = 0; i + 1 < np.ilen && np.ip[i] == '0'; i++)
-		;
-	if (!rc)
-		rc = np.ilen ? dbuf_add(o, np.ip + i, np.ilen - i) :
-			       dbuf_addc(o, '0');
-	if (!rc && np.flen) {
-		rc = dbuf_addc(o, '.');
-		if (!rc)
-			rc = dbuf_add(o, np.fp, np.flen);
-	}
-	if (!rc && np.ep)
-		rc = dbuf_add(o, np.ep, np.elen);
-	return rc;
-}
-
 struct member {
 	const char *key;
 	size_t klen;
@@ -598,8 +345,8 @@ static int num_cmp(const void *a, const void *b)
 {
 	const json_t *x = *(const json_t *const *)a;
 	const json_t *y = *(const json_t *const *)b;
-	int r = numcmp_n(json_string_value(x), json_string_length(x),
-			 json_string_value(y), json_string_length(y));
+	int r = ddbnum_cmp(json_string_value(x), json_string_length(x),
+			   json_string_value(y), json_string_length(y));
 
 	/* equal values in two forms: still one fixed order */
 	return r ? r : str_cmp(a, b);
@@ -682,9 +429,7 @@ static int w_next(struct dbuf *o, size_t i, size_t n, char close, int level)
 
 	if (i + 1 < n)
 		return dbuf_addc(o, ',');
-	rc = dbuf_addc(o, '\n');
-	if (!rc)
-		rc = put_indent(o, level);
+	rc = put_newline(o, level);
 	if (!rc)
 		rc = dbuf_addc(o, close);
 	return rc;
@@ -703,9 +448,7 @@ static int w_map(struct render *r, const json_t *obj, int level, int depth)
 	if (!rc)
 		rc = w_open(r->o, '{', n);
 	for (i = 0; !rc && i < n; i++) {
-		rc = dbuf_addc(r->o, '\n');
-		if (!rc)
-			rc = put_indent(r->o, level + 1);
+		rc = put_newline(r->o, level + 1);
 		if (!rc)
 			rc = put_str(r->o, m[i].key, m[i].klen);
 		if (!rc)
@@ -728,9 +471,7 @@ static int w_list(struct render *r, const json_t *arr, int level, int depth)
 		return -EINVAL;
 	rc = w_open(r->o, '[', n);
 	for (i = 0; !rc && i < n; i++) {
-		rc = dbuf_addc(r->o, '\n');
-		if (!rc)
-			rc = put_indent(r->o, level + 1);
+		rc = put_newline(r->o, level + 1);
 		if (!rc)
 			rc = w_typed(r, json_array_get(arr, i), level + 1,
 				     depth);
@@ -756,11 +497,9 @@ static int w_set(struct render *r, const json_t *arr, int num, int level,
 		const char *s = json_string_value(v[i]);
 		size_t len = json_string_length(v[i]);
 
-		rc = dbuf_addc(r->o, '\n');
+		rc = put_newline(r->o, level + 1);
 		if (!rc)
-			rc = put_indent(r->o, level + 1);
-		if (!rc)
-			rc = num && !r->typed ? put_number(r->o, s, len) :
+			rc = num && !r->typed ? ddbnum_to_json(s, len, r->o) :
 						put_str(r->o, s, len);
 		if (!rc)
 			rc = w_next(r->o, i, n, ']', level);
@@ -786,8 +525,8 @@ static int w_payload(struct render *r, enum dtype t, const json_t *pl,
 		if (r->typed)
 			return put_str(r->o, json_string_value(pl),
 				       json_string_length(pl));
-		return put_number(r->o, json_string_value(pl),
-				  json_string_length(pl));
+		return ddbnum_to_json(json_string_value(pl),
+				      json_string_length(pl), r->o);
 	case T_BOOL:
 		if (!json_is_boolean(pl))
 			return -EINVAL;
@@ -824,9 +563,9 @@ static int w_typed(struct render *r, const json_t *tv, int level, int depth)
 	if (!r->typed)
 		return w_payload(r, t, pl, level, depth);
 	/* {"T": payload} laid out as jq would */
-	rc = dbuf_adds(r->o, "{\n");
+	rc = dbuf_addc(r->o, '{');
 	if (!rc)
-		rc = put_indent(r->o, level + 1);
+		rc = put_newline(r->o, level + 1);
 	if (!rc)
 		rc = put_str(r->o, type_name(t), strlen(type_name(t)));
 	if (!rc)
@@ -834,9 +573,7 @@ static int w_typed(struct render *r, const json_t *tv, int level, int depth)
 	if (!rc)
 		rc = w_payload(r, t, pl, level + 1, depth);
 	if (!rc)
-		rc = dbuf_addc(r->o, '\n');
-	if (!rc)
-		rc = put_indent(r->o, level);
+		rc = put_newline(r->o, level);
 	if (!rc)
 		rc = dbuf_addc(r->o, '}');
 	return rc;
@@ -919,36 +656,67 @@ static struct dbuf *msg_attr(struct parser *p, size_t at)
 	return m;
 }
 
-static int perr(struct parser *p, size_t at, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static int perr(struct parser *p, size_t at, const char *fmt, ...)
+/* The end of every parse error: fmt appended to the message m (from
+ * msg_at or msg_attr; NULL when none is wanted), and -EINVAL. */
+static int vperr(struct dbuf *m, const char *fmt, va_list ap)
 {
-	struct dbuf *m = msg_at(p, at);
-	va_list ap;
-
-	if (m) {
-		va_start(ap, fmt);
+	if (m)
 		(void)dbuf_vaddf(m, fmt, ap);
-		va_end(ap);
-	}
 	return -EINVAL;
 }
 
+/* A syntax error at offset at. */
+static int perr(struct parser *p, size_t at, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int perr(struct parser *p, size_t at, const char *fmt, ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	rc = vperr(msg_at(p, at), fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+/* A value DynamoDB cannot hold, named by its attribute path (at as for
+ * msg_attr). */
 static int perr_attr(struct parser *p, size_t at, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
 static int perr_attr(struct parser *p, size_t at, const char *fmt, ...)
 {
-	struct dbuf *m = msg_attr(p, at);
 	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	rc = vperr(msg_attr(p, at), fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+/* Either kind, quoting the offending text: m gets before, a snippet of s
+ * (cut, and control bytes made visible: user text is only ever quoted
+ * through put_snip), then fmt. */
+static int perr_snip(struct dbuf *m, const char *before, const char *s,
+		     size_t len, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+
+static int perr_snip(struct dbuf *m, const char *before, const char *s,
+		     size_t len, const char *fmt, ...)
+{
+	va_list ap;
+	int rc;
 
 	if (m) {
-		va_start(ap, fmt);
-		(void)dbuf_vaddf(m, fmt, ap);
-		va_end(ap);
+		(void)dbuf_adds(m, before);
+		put_snip(m, s, len);
 	}
-	return -EINVAL;
+	va_start(ap, fmt);
+	rc = vperr(m, fmt, ap);
+	va_end(ap);
+	return rc;
 }
 
 /* "expected X" at the current position, with a hint for the usual
@@ -1126,8 +894,8 @@ static int p_string(struct parser *p)
 				p->pos++;
 				continue;
 			}
-			n = utf8_seq((const unsigned char *)p->s + p->pos,
-				     p->len - p->pos);
+			n = ddbjson_utf8_len((const unsigned char *)p->s +
+						     p->pos, p->len - p->pos);
 			if (!n)
 				return perr(p, p->pos, "invalid UTF-8 in a string");
 			p->pos += n;
@@ -1160,7 +928,6 @@ static int p_number(struct parser *p, const char **tok, size_t *toklen)
 {
 	size_t at = p->pos, n;
 	const char *msg, *why;
-	struct dbuf *m;
 
 	if (scan_json_number(p->s + at, p->len - at, &n, &msg)) {
 		if (msg && p->s[at] == '-' && at + 1 < p->len &&
@@ -1171,21 +938,51 @@ static int p_number(struct parser *p, const char **tok, size_t *toklen)
 	p->pos += n;
 	*tok = p->s + at;
 	*toklen = n;
-	if (p->typed)
+	if (p->typed || !ddbnum_check(*tok, n, &why))
 		return 0;
-	why = number_problem(*tok, n);
-	if (!why)
-		return 0;
-	m = msg_attr(p, at);
-	if (m) {
-		(void)dbuf_adds(m, "number ");
-		put_snip(m, *tok, n);
-		(void)dbuf_addf(m, " %s", why);
-	}
-	return -EINVAL;
+	return perr_snip(msg_attr(p, at), "number ", *tok, n, " %s", why);
 }
 
 static int p_value(struct parser *p, const json_t *hint, json_t **out);
+
+/* The opening bracket at p->pos of an object or array: steps over it and
+ * counts the depth.  1 when close follows at once (the container is
+ * empty, and the bracket is consumed), 0 when members follow, or
+ * -EINVAL. */
+static int p_open(struct parser *p, char close)
+{
+	if (++p->depth > p->max_depth)
+		return perr(p, p->pos, "nesting deeper than %d levels",
+			    DDBJSON_MAX_DEPTH);
+	p->pos++;
+	skip_ws(p);
+	if (p->pos < p->len && p->s[p->pos] == close) {
+		p->pos++;
+		return 1;
+	}
+	return 0;
+}
+
+/* After a member or element: 0 when a ',' announces another, 1 when close
+ * ends the container (consumed), or -EINVAL. */
+static int p_next(struct parser *p, char close)
+{
+	size_t comma;
+
+	skip_ws(p);
+	if (p->pos < p->len && p->s[p->pos] == ',') {
+		comma = p->pos++;
+		skip_ws(p);
+		if (p->pos < p->len && p->s[p->pos] == close)
+			return perr(p, comma, "trailing comma before '%c'", close);
+		return 0;
+	}
+	if (p->pos < p->len && p->s[p->pos] == close) {
+		p->pos++;
+		return 1;
+	}
+	return perr_expected(p, close == '}' ? "',' or '}'" : "',' or ']'");
+}
 
 /* An object at p->pos: its members, untyped keys to typed values (plain)
  * or to raw JSON (typed).  hint_map is the old M payload (or the old item
@@ -1194,25 +991,14 @@ static int p_members(struct parser *p, const json_t *hint_map, int top,
 		     json_t **out)
 {
 	json_t *obj = json_object(), *val;
-	size_t kpos, klen, comma, mark;
+	size_t kpos, klen, mark;
 	char *key = NULL;
 	int rc;
 
 	*out = NULL;
 	if (!obj)
 		return -ENOMEM;
-	if (++p->depth > p->max_depth) {
-		rc = perr(p, p->pos, "nesting deeper than %d levels",
-			  DDBJSON_MAX_DEPTH);
-		goto out;
-	}
-	p->pos++;
-	skip_ws(p);
-	if (p->pos < p->len && p->s[p->pos] == '}') {
-		p->pos++;
-		goto done;
-	}
-	for (;;) {
+	for (rc = p_open(p, '}'); !rc; rc = p_next(p, '}')) {
 		skip_ws(p);
 		if (p->pos >= p->len || p->s[p->pos] != '"') {
 			rc = perr_expected(p, "a key in double quotes");
@@ -1238,14 +1024,8 @@ static int p_members(struct parser *p, const json_t *hint_map, int top,
 		}
 #endif
 		if (obj_getn(obj, key, klen)) {
-			struct dbuf *m = msg_at(p, kpos);
-
-			if (m) {
-				(void)dbuf_adds(m, "duplicate key \"");
-				put_snip(m, key, klen);
-				(void)dbuf_adds(m, "\"");
-			}
-			rc = -EINVAL;
+			rc = perr_snip(msg_at(p, kpos), "duplicate key \"", key,
+				       klen, "\"");
 			goto out;
 		}
 		skip_ws(p);
@@ -1265,24 +1045,9 @@ static int p_members(struct parser *p, const json_t *hint_map, int top,
 		key = NULL;
 		if (rc)
 			goto out;
-		skip_ws(p);
-		if (p->pos < p->len && p->s[p->pos] == ',') {
-			comma = p->pos++;
-			skip_ws(p);
-			if (p->pos < p->len && p->s[p->pos] == '}') {
-				rc = perr(p, comma, "trailing comma before '}'");
-				goto out;
-			}
-			continue;
-		}
-		if (p->pos < p->len && p->s[p->pos] == '}') {
-			p->pos++;
-			break;
-		}
-		rc = perr_expected(p, "',' or '}'");
-		goto out;
 	}
-done:
+	if (rc < 0)
+		goto out;
 	p->depth--;
 	*out = obj;
 	obj = NULL;
@@ -1298,24 +1063,13 @@ out:
 static int p_elems(struct parser *p, const json_t *hint_list, json_t **out)
 {
 	json_t *arr = json_array(), *val;
-	size_t comma, mark, i = 0;
+	size_t mark, i;
 	int rc;
 
 	*out = NULL;
 	if (!arr)
 		return -ENOMEM;
-	if (++p->depth > p->max_depth) {
-		rc = perr(p, p->pos, "nesting deeper than %d levels",
-			  DDBJSON_MAX_DEPTH);
-		goto out;
-	}
-	p->pos++;
-	skip_ws(p);
-	if (p->pos < p->len && p->s[p->pos] == ']') {
-		p->pos++;
-		goto done;
-	}
-	for (;; i++) {
+	for (i = 0, rc = p_open(p, ']'); !rc; i++, rc = p_next(p, ']')) {
 		mark = path_push_index(p, i);
 		rc = p_value(p, hint_list ? json_array_get(hint_list, i) : NULL,
 			     &val);
@@ -1326,24 +1080,9 @@ static int p_elems(struct parser *p, const json_t *hint_list, json_t **out)
 			rc = -ENOMEM;
 			goto out;
 		}
-		skip_ws(p);
-		if (p->pos < p->len && p->s[p->pos] == ',') {
-			comma = p->pos++;
-			skip_ws(p);
-			if (p->pos < p->len && p->s[p->pos] == ']') {
-				rc = perr(p, comma, "trailing comma before ']'");
-				goto out;
-			}
-			continue;
-		}
-		if (p->pos < p->len && p->s[p->pos] == ']') {
-			p->pos++;
-			break;
-		}
-		rc = perr_expected(p, "',' or ']'");
-		goto out;
 	}
-done:
+	if (rc < 0)
+		goto out;
 	p->depth--;
 	*out = arr;
 	arr = NULL;
@@ -1353,48 +1092,60 @@ out:
 	return rc;
 }
 
+/* Sort the members of a set (strings, numbers when num) and return the
+ * first i with v[i] equal in value to v[i - 1] ("1" and "1.0" are one
+ * number), or 0 when they are distinct as DynamoDB requires. */
+static size_t sort_find_dup(const json_t **v, size_t n, int num)
+{
+	const json_t *a, *b;
+	size_t i;
+	int r;
+
+	qsort(v, n, sizeof(*v), num ? num_cmp : str_cmp);
+	for (i = 1; i < n; i++) {
+		a = v[i - 1];
+		b = v[i];
+		r = num ? ddbnum_cmp(json_string_value(a), json_string_length(a),
+				     json_string_value(b), json_string_length(b)) :
+			  str_cmp(&a, &b);
+		if (!r)
+			return i;
+	}
+	return 0;
+}
+
 /* Whether the typed values of arr can form a set of type t: all of the
  * member type and distinct.  Then *set_out is the set's payload (member
  * payloads in the order given); else NULL. */
 static int try_set(const json_t *arr, enum dtype t, json_t **set_out)
 {
 	size_t n = json_array_size(arr), i;
-	json_t **v, *pl, *set = NULL;
-	int rc = 0, num = t == T_NS;
+	json_t *pl, *set = NULL;
+	const json_t **v;
+	int rc = -ENOMEM, num = t == T_NS;
 
 	*set_out = NULL;
 	v = calloc(n ? n : 1, sizeof(*v));
-	if (!v)
-		return -ENOMEM;
+	set = json_array();
+	if (!v || !set)
+		goto out;
+	rc = 0;
 	for (i = 0; i < n; i++) {
 		enum dtype et = tv_type(json_array_get(arr, i), &pl);
 
 		if (et != (num ? T_N : T_S) ||
-		    (t == T_BS && !b64_ok(json_string_value(pl),
-					 json_string_length(pl))))
+		    (t == T_BS && !b64_canonical(json_string_value(pl),
+						 json_string_length(pl),
+						 B64_STD)))
 			goto out;
-		v[i] = pl;
-	}
-	set = json_array();
-	if (!set) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	for (i = 0; i < n; i++) {
-		if (json_array_append(set, v[i])) {
+		if (json_array_append(set, pl)) {
 			rc = -ENOMEM;
 			goto out;
 		}
+		v[i] = pl;
 	}
-	qsort(v, n, sizeof(*v), num ? num_cmp : str_cmp);
-	for (i = 1; i < n; i++) {
-		const json_t *a = v[i - 1], *b = v[i];
-
-		if (!(num ? numcmp_n(json_string_value(a), json_string_length(a),
-				     json_string_value(b), json_string_length(b)) :
-			    str_cmp(&a, &b)))
-			goto out; /* a duplicate: DynamoDB would refuse the set */
-	}
+	if (sort_find_dup(v, n, num))
+		goto out; /* DynamoDB would refuse the set */
 	*set_out = set;
 	set = NULL;
 out:
@@ -1485,7 +1236,8 @@ static int p_value(struct parser *p, const json_t *hint, json_t **out)
 			return v ? 0 : -ENOMEM;
 		}
 		/* a string where a B was, and still base64: keep it B */
-		if (ht == T_B && b64_ok(dbuf_str(&p->str), dbuf_len(&p->str)))
+		if (ht == T_B && b64_canonical(dbuf_str(&p->str),
+					       dbuf_len(&p->str), B64_STD))
 			return wrap(T_B, v, out);
 		return wrap(T_S, v, out);
 	case 't':
@@ -1514,16 +1266,10 @@ static int p_value(struct parser *p, const json_t *hint, json_t **out)
 		rc = p_number(p, &tok, &toklen);
 		if (rc)
 			return rc;
-		if (p->typed) {
-			struct dbuf *m = msg_at(p, at);
-
-			if (m) {
-				(void)dbuf_adds(m, "numbers are strings in the typed format: write {\"N\": \"");
-				put_snip(m, tok, toklen);
-				(void)dbuf_adds(m, "\"}");
-			}
-			return -EINVAL;
-		}
+		if (p->typed)
+			return perr_snip(msg_at(p, at),
+					 "numbers are strings in the typed format: write {\"N\": \"",
+					 tok, toklen, "\"}");
 		return wrap(T_N, json_stringn_nocheck(tok, toklen), out);
 	default:
 		return perr_expected(p, "a value");
@@ -1533,6 +1279,25 @@ static int p_value(struct parser *p, const json_t *hint, json_t **out)
 /* ---- the typed format's structure --------------------------------- */
 
 static int check_tv(struct parser *p, const json_t *tv, int depth);
+
+/* The members of an M payload or of the item itself: typed values at
+ * depth. */
+static int check_map(struct parser *p, const json_t *obj, int depth)
+{
+	const char *key;
+	size_t mark;
+	json_t *tv;
+	int rc;
+
+	json_object_foreach ((json_t *)obj, key, tv) {
+		mark = path_push_key(p, key, strlen(key));
+		rc = check_tv(p, tv, depth);
+		path_pop(p, mark);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
 
 static int check_set(struct parser *p, enum dtype t, const json_t *arr,
 		     int depth)
@@ -1563,40 +1328,25 @@ static int check_set(struct parser *p, enum dtype t, const json_t *arr,
 		if (!s) {
 			rc = perr_attr(p, SIZE_MAX, "%s members must be strings",
 				       name);
-		} else if (t == T_BS && !b64_ok(s, len)) {
+		} else if (t == T_BS && !b64_canonical(s, len, B64_STD)) {
 			rc = perr_attr(p, SIZE_MAX, "BS members must be base64 (standard alphabet, padded)");
-		} else if (num && (why = number_problem(s, len))) {
-			m = msg_attr(p, SIZE_MAX);
-			if (m) {
-				(void)dbuf_adds(m, "number ");
-				put_snip(m, s, len);
-				(void)dbuf_addf(m, " %s", why);
-			}
-			rc = -EINVAL;
+		} else if (num && ddbnum_check(s, len, &why)) {
+			rc = perr_snip(msg_attr(p, SIZE_MAX), "number ", s, len,
+				       " %s", why);
 		}
 		path_pop(p, mark);
 		if (rc)
 			goto out;
 		v[i] = e;
 	}
-	qsort(v, n, sizeof(*v), num ? num_cmp : str_cmp);
-	for (i = 1; i < n; i++) {
-		const json_t *a = v[i - 1], *b = v[i];
-		const char *as = json_string_value(a);
-		size_t alen = json_string_length(a);
-
-		if (num ? numcmp_n(as, alen, json_string_value(b),
-				   json_string_length(b)) :
-			  str_cmp(&a, &b))
-			continue;
+	i = sort_find_dup(v, n, num);
+	if (i) {
 		m = msg_attr(p, SIZE_MAX);
-		if (m) {
+		if (m)
 			(void)dbuf_addf(m, "%s holds \"", name);
-			put_snip(m, as, alen);
-			(void)dbuf_adds(m, "\" twice; set members must be distinct");
-		}
-		rc = -EINVAL;
-		goto out;
+		rc = perr_snip(m, "", json_string_value(v[i - 1]),
+			       json_string_length(v[i - 1]),
+			       "\" twice; set members must be distinct");
 	}
 out:
 	free(v);
@@ -1609,7 +1359,6 @@ static int check_tv(struct parser *p, const json_t *tv, int depth)
 	const char *key, *why;
 	json_t *pl, *e;
 	size_t i, mark;
-	struct dbuf *m;
 	enum dtype t;
 	int rc = 0;
 
@@ -1620,14 +1369,9 @@ static int check_tv(struct parser *p, const json_t *tv, int depth)
 		if (json_object_size(tv) != 1)
 			return perr_attr(p, SIZE_MAX, "a typed value must have exactly one key, its type (%s)",
 					 type_list);
-		m = msg_attr(p, SIZE_MAX);
-		if (m) {
-			key = json_object_iter_key(json_object_iter((json_t *)tv));
-			(void)dbuf_adds(m, "unknown type \"");
-			put_snip(m, key, strlen(key));
-			(void)dbuf_addf(m, "\"; the types are %s", type_list);
-		}
-		return -EINVAL;
+		key = json_object_iter_key(json_object_iter((json_t *)tv));
+		return perr_snip(msg_attr(p, SIZE_MAX), "unknown type \"", key,
+				 strlen(key), "\"; the types are %s", type_list);
 	}
 	switch (t) {
 	case T_S:
@@ -1637,21 +1381,16 @@ static int check_tv(struct parser *p, const json_t *tv, int depth)
 	case T_N:
 		if (!json_is_string(pl))
 			return perr_attr(p, SIZE_MAX, "N must be a string holding a number, e.g. {\"N\": \"12\"}");
-		why = number_problem(json_string_value(pl), json_string_length(pl));
-		if (why) {
-			m = msg_attr(p, SIZE_MAX);
-			if (m) {
-				(void)dbuf_adds(m, "N value \"");
-				put_snip(m, json_string_value(pl),
-					 json_string_length(pl));
-				(void)dbuf_addf(m, "\" %s", why);
-			}
-			return -EINVAL;
-		}
+		if (ddbnum_check(json_string_value(pl), json_string_length(pl),
+				 &why))
+			return perr_snip(msg_attr(p, SIZE_MAX), "N value \"",
+					 json_string_value(pl),
+					 json_string_length(pl), "\" %s", why);
 		break;
 	case T_B:
 		if (!json_is_string(pl) ||
-		    !b64_ok(json_string_value(pl), json_string_length(pl)))
+		    !b64_canonical(json_string_value(pl),
+				   json_string_length(pl), B64_STD))
 			return perr_attr(p, SIZE_MAX, "B must be a base64 string (standard alphabet, padded)");
 		break;
 	case T_BOOL:
@@ -1668,14 +1407,7 @@ static int check_tv(struct parser *p, const json_t *tv, int depth)
 		if (depth + 1 > DDBJSON_MAX_DEPTH)
 			return perr_attr(p, SIZE_MAX, "nesting deeper than %d levels",
 					 DDBJSON_MAX_DEPTH);
-		json_object_foreach (pl, key, e) {
-			mark = path_push_key(p, key, strlen(key));
-			rc = check_tv(p, e, depth + 1);
-			path_pop(p, mark);
-			if (rc)
-				return rc;
-		}
-		break;
+		return check_map(p, pl, depth + 1);
 	case T_L:
 		if (!json_is_array(pl))
 			return perr_attr(p, SIZE_MAX, "L must be an array");
@@ -1698,23 +1430,6 @@ static int check_tv(struct parser *p, const json_t *tv, int depth)
 		break;
 	}
 	return rc;
-}
-
-static int check_item(struct parser *p, const json_t *item)
-{
-	const char *key;
-	json_t *tv;
-	size_t mark;
-	int rc;
-
-	json_object_foreach ((json_t *)item, key, tv) {
-		mark = path_push_key(p, key, strlen(key));
-		rc = check_tv(p, tv, 1);
-		path_pop(p, mark);
-		if (rc)
-			return rc;
-	}
-	return 0;
 }
 
 int ddbjson_parse(const char *text, size_t len, enum ddbjson_format fmt,
@@ -1762,7 +1477,7 @@ int ddbjson_parse(const char *text, size_t len, enum ddbjson_format fmt,
 		goto out;
 	}
 	if (p.typed) {
-		rc = check_item(&p, item);
+		rc = check_map(&p, item, 1);
 		if (rc)
 			goto out;
 	}

@@ -8,7 +8,8 @@
  * exactly as `jq -S --indent 2 .` would print it.  Parsing the edited text
  * back uses the item as last read to keep types that plain JSON cannot
  * show (SS, NS, BS, B).  Numbers are never converted to double anywhere:
- * the text has its own parser.  The full contract is docs/item-json.md.
+ * the text has its own parser, and backend/ddbnum checks and compares
+ * them.  The full contract is docs/item-json.md.
  *
  * json_t arguments are borrowed; *_out values are new references.  Every
  * call returns 0 or -errno. */
@@ -47,15 +48,10 @@ int ddbjson_render(const json_t *item, enum ddbjson_format fmt,
 int ddbjson_parse(const char *text, size_t len, enum ddbjson_format fmt,
 		  const json_t *old, json_t **item_out, struct dbuf *why);
 
-/* Compare two DynamoDB number strings numerically, in arbitrary precision:
- * <0, 0, >0 ("1.0" equals "1" and "10E-1").  Accepts the forms DynamoDB
- * does ([+-], digits with an optional '.', optional exponent).  Strings
- * that are not numbers sort after every number, bytewise among
- * themselves. */
-int ddbjson_numcmp(const char *a, const char *b);
-
-/* Whether s is a number DynamoDB can store: at most 38 significant digits
- * and a magnitude of 0 or within 1E-130 .. 9.99...E+125. */
-int ddbjson_number_ok(const char *s, size_t len);
+/* Length (1-4) of the well-formed UTF-8 sequence at s (avail >= 1 bytes
+ * there), or 0: no overlong forms, no surrogates, nothing above U+10FFFF.
+ * That is the text a JSON string may hold here and what jansson accepts,
+ * so whatever passes can become a json_t string. */
+size_t ddbjson_utf8_len(const unsigned char *s, size_t avail);
 
 #endif

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "backend/dbuf.h"
+#include "backend/ddbnum.h"
 
 uint64_t cache_now_ms(void)
 {
@@ -250,68 +251,13 @@ out:
 
 /* ---- canonical ids ---------------------------------------------------- */
 
-/* Numbers as sign, significant digits and exponent: "1.50", "1.5" and
- * "15E-1" are one key to DynamoDB and one id here.  Zeros are held back
- * until a non-zero digit follows, so trailing zeros cost nothing. */
-static int number_id(const char *s, struct dbuf *out)
+/* Numbers in DynamoDB's normalized text: "1.50", "1.5" and "15E-1" are
+ * one key to DynamoDB and one id here. */
+static int number_id(const char *s, size_t len, struct dbuf *out)
 {
-	char digits[64];
-	size_t nd = 0, zeros = 0;
-	long lead = 0, before = 0, e = 0;
-	int neg = 0, esign = 1, any = 0, point = 0;
-	const char *p = s;
+	int rc = dbuf_adds(out, "N:");
 
-	if (*p == '+' || *p == '-')
-		neg = *p++ == '-';
-	for (; *p; p++) {
-		if (*p == '.') {
-			if (point)
-				return -EINVAL;
-			point = 1;
-			continue;
-		}
-		if (*p < '0' || *p > '9')
-			break;
-		any = 1;
-		if (!point)
-			before++; /* digits before the point */
-		if (!nd && *p == '0') {
-			lead++; /* leading zeros, before or after the point */
-			continue;
-		}
-		if (*p == '0') {
-			zeros++;
-			continue;
-		}
-		if (nd + zeros + 1 >= sizeof(digits))
-			return -EINVAL; /* far beyond 38 significant digits */
-		while (zeros) {
-			digits[nd++] = '0';
-			zeros--;
-		}
-		digits[nd++] = *p;
-	}
-	if (!any)
-		return -EINVAL;
-	if (*p == 'e' || *p == 'E') {
-		p++;
-		if (*p == '+' || *p == '-')
-			esign = *p++ == '-' ? -1 : 1;
-		if (*p < '0' || *p > '9')
-			return -EINVAL;
-		for (; *p >= '0' && *p <= '9'; p++)
-			if (e < 100000)
-				e = e * 10 + (*p - '0');
-	}
-	if (*p)
-		return -EINVAL;
-	if (!nd)
-		return dbuf_adds(out, "N:0");
-	digits[nd] = '\0';
-	/* value = 0.DIGITS x 10^exp, exp = digits before the point that
-	 * are not leading zeros (negative when zeros follow the point) */
-	return dbuf_addf(out, "N:%s%se%ld", neg ? "-" : "", digits,
-			 before - lead + esign * e);
+	return rc ? rc : ddbnum_normalize(s, len, out);
 }
 
 int cache_value_id(const json_t *value, struct dbuf *out)
@@ -334,7 +280,7 @@ int cache_value_id(const json_t *value, struct dbuf *out)
 		return rc ? rc : dbuf_add(out, s, len);
 	}
 	if (!strcmp(type, "N"))
-		return number_id(s, out);
+		return number_id(s, len, out);
 	if (!strcmp(type, "B")) {
 		/* base64 and base64url, padded or not, are one id */
 		rc = dbuf_adds(out, "B:");

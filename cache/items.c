@@ -63,20 +63,13 @@ static void err_clear(struct aws_err *err)
 		awserr_clear(err);
 }
 
-static void why_set(struct dbuf *why, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void why_set(struct dbuf *why, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!why)
-		return;
-	dbuf_reset(why);
-	va_start(ap, fmt);
-	dbuf_vaddf(why, fmt, ap);
-	va_end(ap);
-}
+/* The reason replaces any earlier one: the log names one cause. */
+#define why_set(why, ...)                             \
+	do {                                          \
+		if (why)                              \
+			dbuf_reset(why);              \
+		dbuf_addf_opt(why, __VA_ARGS__);      \
+	} while (0)
 
 static void centries_free(struct dbuf *arr)
 {
@@ -271,12 +264,17 @@ static void dirs_note(struct cache *c, const char *table,
 		return;
 	pv = json_object_get(key, s->pk.name);
 	pd = cdir_get(c, table, pv, 0, 1);
-	if (pd) {
+	if (pd && present) {
 		pd->exists = 1;
-		pd->exists_ms = present ? cache_now_ms() : 0;
-		/* The partition stays in view while it may be empty: a
-		 * shell sitting in it, rm of every item, then cp. */
-		pd->marker = !present;
+		pd->exists_ms = cache_now_ms();
+	} else if (pd) {
+		/* A partition that may now be empty stays in view, as mkdir
+		 * made it: a shell sitting in it, rm of every item, then cp.
+		 * One known to hold more items needs no help. */
+		pd->exists_ms = 0;
+		if (!cache_fresh(c, pd->listed_ms, cache_now_ms()) ||
+		    !cmap_count(pd->members))
+			pd->marker = 1;
 	}
 	td = cdir_get(c, table, NULL, 1, 0);
 	if (!td || !present)

@@ -10,10 +10,13 @@
 #include "fs/keyname.h"
 
 #include <errno.h>
-#include <stdint.h>
 #include <string.h>
 
 #include <openssl/evp.h>
+
+#include "backend/b64.h"
+#include "backend/ddbjson.h"
+#include "backend/ddbnum.h"
 
 /* DynamoDB keys are at most 2048 bytes; the cap only keeps a broken caller
  * from making us allocate without bound. */
@@ -26,24 +29,13 @@
  * whole bytes. */
 #define KEYNAME_B_GROUP 4
 
-/* DynamoDB numbers: at most 38 significant digits, magnitude from 1E-130
- * to 9.9999999999999999999999999999999999999E+125, so the exponent of the
- * first significant digit lies in [-130, 125].  Longer input text than
- * NUM_TEXT_MAX is refused before parsing; a DynamoDB-normalized number is
- * at most 170 characters ("-0." + 129 zeros + 38 digits). */
-#define NUM_MAX_DIGITS 38
-#define NUM_MIN_EXP (-130)
-#define NUM_MAX_EXP 125
+/* Number text longer than this is refused before it is read.  A
+ * normalized DynamoDB number is at most 170 characters ("-0." + 129 zeros
+ * + 38 digits); only zero padding makes a valid one longer. */
 #define NUM_TEXT_MAX 1024
-/* Saturation of a parsed exponent; far beyond any valid one. */
-#define NUM_EXP_SAT 100000L
 
 static const char hex_upper[] = "0123456789ABCDEF";
 static const char hex_lower[] = "0123456789abcdef";
-static const char b64_std_alpha[] =
-	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-static const char b64_url_alpha[] =
-	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 static char type_letter(enum keyname_type t)
 {
@@ -75,42 +67,7 @@ static int typed_text(enum keyname_type t, const json_t *value,
 	return 0;
 }
 
-/* ---- UTF-8 and string units ------------------------------------------ */
-
-/* Length of the valid UTF-8 sequence at s, or 0.  RFC 3629 strictly: no
- * overlong forms, no surrogates, nothing above U+10FFFF, which is also
- * what jansson accepts, so every string we decode can become a json_t. */
-static size_t utf8_len(const unsigned char *s, size_t avail)
-{
-	unsigned char c = s[0], lo = 0x80, hi = 0xBF;
-	size_t n, i;
-
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xC2 && c <= 0xDF) {
-		n = 2;
-	} else if (c >= 0xE0 && c <= 0xEF) {
-		n = 3;
-		if (c == 0xE0)
-			lo = 0xA0;
-		else if (c == 0xED)
-			hi = 0x9F;
-	} else if (c >= 0xF0 && c <= 0xF4) {
-		n = 4;
-		if (c == 0xF0)
-			lo = 0x90;
-		else if (c == 0xF4)
-			hi = 0x8F;
-	} else {
-		return 0;
-	}
-	if (avail < n || s[1] < lo || s[1] > hi)
-		return 0;
-	for (i = 2; i < n; i++)
-		if (s[i] < 0x80 || s[i] > 0xBF)
-			return 0;
-	return n;
-}
+/* ---- string units ----------------------------------------------------- */
 
 /* Bytes a string name writes as %XX: the escape character itself, the
  * path separator, control bytes (unprintable, and some tools choke on
@@ -133,7 +90,7 @@ static size_t s_unit(const unsigned char *s, size_t n, size_t i,
 		*in_len = 1;
 		return 3;
 	}
-	u = utf8_len(s + i, n - i);
+	u = ddbjson_utf8_len(s + i, n - i);
 	*in_len = u;
 	return u;
 }
@@ -174,211 +131,15 @@ out:
 	return rc;
 }
 
-/* ---- base64 ------------------------------------------------------------ */
-
-static int b64_value(unsigned char c, int url)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == (url ? '-' : '+'))
-		return 62;
-	if (c == (url ? '_' : '/'))
-		return 63;
-	return -1;
-}
-
-/* Decode n characters without padding (n % 4 != 1).  strict: the unused
- * low bits of the last character must be zero, so that each byte string
- * has exactly one spelling. */
-static int b64_decode(const char *s, size_t n, int url, int strict,
-		      struct dbuf *out)
-{
-	uint32_t acc = 0;
-	unsigned bits = 0;
-	unsigned char byte;
-	size_t i;
-	int v, rc;
-
-	if (n % 4 == 1)
-		return -EINVAL;
-	for (i = 0; i < n; i++) {
-		v = b64_value((unsigned char)s[i], url);
-		if (v < 0)
-			return -EINVAL;
-		acc = ((acc << 6) | (uint32_t)v) & 0xFFFFFF;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			byte = (unsigned char)(acc >> bits);
-			rc = dbuf_add(out, &byte, 1);
-			if (rc)
-				return rc;
-		}
-	}
-	if (strict && (acc & ((1u << bits) - 1)))
-		return -EINVAL;
-	return 0;
-}
-
-/* Standard base64 as DynamoDB's JSON carries it.  Padding is optional and
- * stray low bits are ignored: this reads values from the service (or an
- * emulator), and any spelling it sends stands for the bytes it decodes to. */
-static int b64_std_decode(const char *s, size_t n, struct dbuf *out)
-{
-	size_t pad = 0;
-
-	while (n > 0 && s[n - 1] == '=' && pad < 2) {
-		n--;
-		pad++;
-	}
-	if (pad && (n + pad) % 4)
-		return -EINVAL;
-	return b64_decode(s, n, 0, 0, out);
-}
-
-/* url: base64url without padding; else standard base64 with padding. */
-static int b64_encode(const unsigned char *p, size_t n, int url,
-		      struct dbuf *out)
-{
-	const char *alpha = url ? b64_url_alpha : b64_std_alpha;
-	char q[4];
-	uint32_t v;
-	size_t i, rem;
-	int rc;
-
-	for (i = 0; i + 3 <= n; i += 3) {
-		v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
-		q[0] = alpha[v >> 18 & 63];
-		q[1] = alpha[v >> 12 & 63];
-		q[2] = alpha[v >> 6 & 63];
-		q[3] = alpha[v & 63];
-		rc = dbuf_add(out, q, 4);
-		if (rc)
-			return rc;
-	}
-	rem = n - i;
-	if (!rem)
-		return 0;
-	v = (uint32_t)p[i] << 16 | (rem == 2 ? (uint32_t)p[i + 1] << 8 : 0);
-	q[0] = alpha[v >> 18 & 63];
-	q[1] = alpha[v >> 12 & 63];
-	q[2] = rem == 2 ? alpha[v >> 6 & 63] : '=';
-	q[3] = '=';
-	return dbuf_add(out, q, url ? rem + 1 : 4);
-}
-
 /* ---- numbers ------------------------------------------------------------ */
 
-/* Write the number text s[0..n) in DynamoDB's normalized form: plain
- * decimal (exponents expanded), no leading zeros but one before the point,
- * no trailing fraction zeros, no point without a fraction, no "+" and no
- * "-0".  That is what DynamoDB returns for any number it stores ("1.5E2"
- * -> "150", "00042" -> "42", "1.0" -> "1", "-0" -> "0").  -EINVAL for
- * text DynamoDB would refuse: bad syntax, more than 38 significant digits,
- * magnitude out of range. */
+/* DynamoDB's normalized form of the number text s[0..n): what DynamoDB
+ * returns for any number it stores, so the name it gets. */
 static int num_normalize(const char *s, size_t n, struct dbuf *out)
 {
-	char sig[NUM_MAX_DIGITS];
-	size_t nsig = 0, zeros = 0, i = 0, k;
-	long first_exp = 0, int_run = 0, frac_pos = 0, e = 0, exp10, intd;
-	int neg = 0, seen_digit = 0, seen_point = 0, found = 0, eneg = 0;
-	int in_int = 0, rc;
-	char c;
-
-	if (n == 0 || n > NUM_TEXT_MAX)
+	if (n > NUM_TEXT_MAX)
 		return -EINVAL;
-	if (s[0] == '-' || s[0] == '+') {
-		neg = s[0] == '-';
-		i++;
-	}
-	for (; i < n; i++) {
-		c = s[i];
-		if (c == '.') {
-			if (seen_point)
-				return -EINVAL;
-			seen_point = 1;
-			continue;
-		}
-		if (c < '0' || c > '9')
-			break;
-		seen_digit = 1;
-		if (seen_point)
-			frac_pos++;
-		if (!found) {
-			if (c == '0')
-				continue;
-			found = 1;
-			in_int = !seen_point;
-			first_exp = seen_point ? -frac_pos : 0;
-		}
-		if (!seen_point)
-			int_run++;
-		/* Zeros count as significant only once a non-zero digit
-		 * follows them; trailing zeros are dropped. */
-		if (c == '0') {
-			zeros++;
-			continue;
-		}
-		if (nsig + zeros + 1 > NUM_MAX_DIGITS)
-			return -EINVAL;
-		memset(sig + nsig, '0', zeros);
-		nsig += zeros;
-		zeros = 0;
-		sig[nsig++] = c;
-	}
-	if (!seen_digit)
-		return -EINVAL;
-	if (i < n && (s[i] == 'e' || s[i] == 'E')) {
-		i++;
-		if (i < n && (s[i] == '-' || s[i] == '+')) {
-			eneg = s[i] == '-';
-			i++;
-		}
-		if (i == n)
-			return -EINVAL;
-		for (; i < n && s[i] >= '0' && s[i] <= '9'; i++)
-			if (e < NUM_EXP_SAT)
-				e = e * 10 + (s[i] - '0');
-		if (eneg)
-			e = -e;
-	}
-	if (i != n)
-		return -EINVAL;
-	if (!found)
-		return dbuf_addc(out, '0');
-
-	/* exp10: the power of ten of the first significant digit. */
-	exp10 = (in_int ? int_run - 1 : first_exp) + e;
-	if (exp10 < NUM_MIN_EXP || exp10 > NUM_MAX_EXP)
-		return -EINVAL;
-	if (neg) {
-		rc = dbuf_addc(out, '-');
-		if (rc)
-			return rc;
-	}
-	if (exp10 >= 0) {
-		intd = exp10 + 1;
-		k = nsig < (size_t)intd ? nsig : (size_t)intd;
-		rc = dbuf_add(out, sig, k);
-		for (; !rc && k < (size_t)intd; k++)
-			rc = dbuf_addc(out, '0');
-		if (!rc && nsig > (size_t)intd) {
-			rc = dbuf_addc(out, '.');
-			if (!rc)
-				rc = dbuf_add(out, sig + intd, nsig - intd);
-		}
-		return rc;
-	}
-	rc = dbuf_adds(out, "0.");
-	for (k = 0; !rc && k < (size_t)(-exp10 - 1); k++)
-		rc = dbuf_addc(out, '0');
-	if (!rc)
-		rc = dbuf_add(out, sig, nsig);
-	return rc;
+	return ddbnum_normalize(s, n, out);
 }
 
 /* ---- raw keys ------------------------------------------------------------ */
@@ -400,7 +161,8 @@ static int raw_key(enum keyname_type t, const json_t *value, struct dbuf *raw)
 		/* jansson checks UTF-8 unless built with the nocheck calls;
 		 * check again since cut points depend on it. */
 		for (i = 0; i < len; i += u) {
-			u = utf8_len((const unsigned char *)text + i, len - i);
+			u = ddbjson_utf8_len((const unsigned char *)text + i,
+					     len - i);
 			if (!u)
 				return -EINVAL;
 		}
@@ -410,7 +172,9 @@ static int raw_key(enum keyname_type t, const json_t *value, struct dbuf *raw)
 		rc = num_normalize(text, len, raw);
 		break;
 	case KEYNAME_B:
-		rc = b64_std_decode(text, len, raw);
+		/* Any spelling DynamoDB (or an emulator) sends stands for the
+		 * bytes it decodes to: padding optional, stray bits ignored. */
+		rc = b64_decode(text, len, B64_STD, 0, raw);
 		break;
 	default:
 		rc = -EINVAL;
@@ -432,7 +196,7 @@ static int make_typed(enum keyname_type t, const char *raw, size_t n,
 
 	dbuf_init(&text, KEYNAME_RAW_CAP * 2);
 	if (t == KEYNAME_B) {
-		rc = b64_encode((const unsigned char *)raw, n, 0, &text);
+		rc = b64_encode(raw, n, B64_STD, &text);
 		if (rc)
 			goto out;
 		raw = dbuf_str(&text);
@@ -526,13 +290,13 @@ static int b_encode(const char *raw, size_t n, size_t max_len,
 	int rc;
 
 	if (full <= max_len)
-		return b64_encode((const unsigned char *)raw, n, 1, out);
+		return b64_encode(raw, n, B64_URL, out);
 	groups = max_len > KEYNAME_FALLBACK_LEN ?
 		 (max_len - KEYNAME_FALLBACK_LEN) / KEYNAME_B_GROUP : 0;
 	if (groups == 0)
 		return -ENAMETOOLONG;
 	/* full > max_len guarantees 3 * groups < n, so the cut is inside. */
-	rc = b64_encode((const unsigned char *)raw, 3 * groups, 1, out);
+	rc = b64_encode(raw, 3 * groups, B64_URL, out);
 	if (!rc)
 		rc = add_fallback(KEYNAME_B, raw, n, out);
 	return rc;
@@ -645,7 +409,7 @@ static int s_decode(const char *name, size_t len, size_t max_len,
 			 * have been escaped. */
 			if (s_must_escape(s[i], i == 0))
 				return -EINVAL;
-			u = utf8_len(s + i, len - i);
+			u = ddbjson_utf8_len(s + i, len - i);
 			if (!u)
 				return -EINVAL;
 			rc = dbuf_add(raw, name + i, u);
@@ -674,7 +438,7 @@ static int b_decode(const char *name, size_t len, size_t max_len,
 		if (rc)
 			return rc;
 	}
-	return b64_decode(name, plen, 1, 1, raw);
+	return b64_decode(name, plen, B64_URL, 1, raw);
 }
 
 static int n_decode(const char *name, size_t len, struct dbuf *raw)
@@ -688,15 +452,21 @@ static int n_decode(const char *name, size_t len, struct dbuf *raw)
 	return 0;
 }
 
+/* The empty result, which a failed decode leaves. */
+static void decoded_clear(struct keyname_decoded *d)
+{
+	d->partial = 0;
+	d->value = NULL;
+	d->hash[0] = '\0';
+}
+
 int keyname_decode(enum keyname_type t, const char *name, size_t len,
 		   size_t max_len, struct keyname_decoded *out)
 {
 	struct dbuf raw;
 	int rc;
 
-	out->partial = 0;
-	out->value = NULL;
-	out->hash[0] = '\0';
+	decoded_clear(out);
 	dbuf_init(&raw, KEYNAME_RAW_CAP);
 	if (!name || len == 0 || name[0] == '.') {
 		rc = -EINVAL;
@@ -725,10 +495,9 @@ int keyname_decode(enum keyname_type t, const char *name, size_t len,
 		goto out;
 	rc = make_typed(t, dbuf_str(&raw), dbuf_len(&raw), &out->value);
 out:
-	if (rc) {
-		out->partial = 0;
-		out->hash[0] = '\0';
-	}
+	/* value is set only by the last step, which failed or succeeded */
+	if (rc)
+		decoded_clear(out);
 	dbuf_free(&raw);
 	return rc;
 }
@@ -736,9 +505,7 @@ out:
 void keyname_decoded_free(struct keyname_decoded *d)
 {
 	json_decref(d->value);
-	d->value = NULL;
-	d->partial = 0;
-	d->hash[0] = '\0';
+	decoded_clear(d);
 }
 
 /* ---- matching ------------------------------------------------------------ */
@@ -814,9 +581,7 @@ int keyname_decode_item(enum keyname_type t, const char *name,
 			struct keyname_decoded *out)
 {
 	if (!keyname_is_item(name)) {
-		out->partial = 0;
-		out->value = NULL;
-		out->hash[0] = '\0';
+		decoded_clear(out);
 		return -EINVAL;
 	}
 	return keyname_decode(t, name, strlen(name) - KEYNAME_ITEM_SUFFIX_LEN,

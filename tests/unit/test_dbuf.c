@@ -80,6 +80,23 @@ static void test_take_empty(void **state)
 	free(p);
 }
 
+/* Messages are best effort: no buffer, or no room, is not an error. */
+static void test_addf_opt(void **state)
+{
+	struct dbuf b;
+	(void)state;
+
+	dbuf_addf_opt(NULL, "%s", "nowhere");
+	dbuf_init(&b, 8);
+	dbuf_addf_opt(&b, "%d-%s", 7, "ab");
+	assert_string_equal(dbuf_str(&b), "7-ab");
+	dbuf_addf_opt(&b, "%s", "too long");
+	assert_string_equal(dbuf_str(&b), "7-ab");
+	dbuf_addf_opt(&b, "%s", "cd");
+	assert_string_equal(dbuf_str(&b), "7-abcd");
+	dbuf_free(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -87,6 +104,7 @@ int main(void)
 		cmocka_unit_test(test_cap_is_enforced),
 		cmocka_unit_test(test_growth_keeps_bytes),
 		cmocka_unit_test(test_take_empty),
+		cmocka_unit_test(test_addf_opt),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
