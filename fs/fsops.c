@@ -815,6 +815,39 @@ static int fill_scratch(void *ctx, const char *name,
 	return f->filler(f->buf, name, &st, 0, FUSE_FILL_DIR_PLUS) ? 1 : 0;
 }
 
+/* Files created through this mount and not saved yet (an open O_CREAT
+ * that has not reached close) are listed too: a program that creates a
+ * file expects ls to show it. */
+static void fill_pending(struct dynfs_fill *f, const char *dir)
+{
+	struct cache_scratch_stat ss;
+	struct dynfs_file *p;
+	size_t dlen = strlen(dir);
+	const char *name;
+	struct stat st;
+	int full = 0;
+
+	pthread_mutex_lock(&f->fs->files_lock);
+	for (p = f->fs->files; p && !full; p = p->next) {
+		if (p->kind != NODE_ITEM)
+			continue;
+		if (strncmp(p->path, dir, dlen) || p->path[dlen] != '/')
+			continue;
+		name = p->path + dlen + 1;
+		if (strchr(name, '/'))
+			continue;
+		pthread_mutex_lock(&p->lock);
+		if (p->pending && !p->detached) {
+			cache_scratch_fstat(p->buf, &ss);
+			stat_file(f->fs, &st, ss.size, p->mtime);
+			full = f->filler(f->buf, name, &st, 0,
+					 FUSE_FILL_DIR_PLUS) != 0;
+		}
+		pthread_mutex_unlock(&p->lock);
+	}
+	pthread_mutex_unlock(&f->fs->files_lock);
+}
+
 /* Directories keep their path in their handle: with nullpath_ok,
  * readdir gets none. */
 static int dynfs_opendir(const char *path, struct fuse_file_info *fi)
@@ -897,8 +930,10 @@ static int dynfs_readdir(const char *dpath, void *buf, fuse_fill_dir_t filler,
 	}
 	if (rc > 0)
 		rc = 0; /* the kernel's buffer is full */
-	if (!rc && (n.kind == NODE_TABLE || n.kind == NODE_PART))
+	if (!rc && (n.kind == NODE_TABLE || n.kind == NODE_PART)) {
+		fill_pending(&f, path);
 		cache_scratch_list(fs->cache, path, fill_scratch, &f);
+	}
 	node_free(&n);
 out:
 	dbuf_free(&f.name);

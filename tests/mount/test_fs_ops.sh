@@ -24,6 +24,7 @@ make_tables() {
 	ddbc create-table items pk:S
 	ddbc create-table parts pk:S sk:S
 	ddbc create-table other pk:S
+	ddbc create-table fresh pk:S
 	ddbc put-many items <<'EOF'
 {"pk":{"S":"a"},"v":{"S":"a"},"tags":{"SS":["x","y"]}}
 {"pk":{"S":"m1"},"v":{"S":"moved"},"ns":{"NS":["1","2"]},"b":{"B":"AAECA/7/"}}
@@ -190,6 +191,26 @@ check_scratch() {
 		"$(want '{"pk":{"S":"fromscratch"},"v":{"S":"from scratch"}}')" "$(item items '{"pk":{"S":"fromscratch"}}')"
 }
 
+# A file being created is listed while still open (before its first save)
+# and exactly once after close.
+check_created_listed() {
+	local out
+	out="$(timeout 20 python3 - "$FH_T/fresh" <<'PY' 2>&1
+import os, sys
+d = sys.argv[1]
+fd = os.open(os.path.join(d, "new.json"), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+os.write(fd, b'{"v": "fresh"}')
+print("open:", os.listdir(d).count("new.json"))
+os.close(fd)
+print("closed:", os.listdir(d).count("new.json"))
+PY
+)" || true
+	check_eq "a new file is listed once while open and once after close" \
+		$'open: 1\nclosed: 1' "$out"
+	check_eq "checker: closing the new file made the item" \
+		"$(want '{"pk":{"S":"new"},"v":{"S":"fresh"}}')" "$(item fresh '{"pk":{"S":"new"}}')"
+}
+
 check_final_state() {
 	check_eq "checker: items holds exactly the expected keys" \
 		'["a","fromscratch","keep","m2","new","new2","r2"]' \
@@ -208,6 +229,7 @@ check_mv
 check_rm
 check_partitions
 check_scratch
+check_created_listed
 fh_unmount
 check_final_state
 
