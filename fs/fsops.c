@@ -411,22 +411,40 @@ static int file_stat_open(struct dynfs *fs, const char *path, size_t *size,
 }
 
 /* 1 when an open file not yet in DynamoDB is in directory dir. */
-static int file_pending_in(struct dynfs *fs, const char *dir)
+/* Call cb for each file created in dir through this mount and not saved
+ * yet, with fs->files_lock and the file's lock held; a non-zero return
+ * stops the walk and is returned. */
+static int files_pending_in(struct dynfs *fs, const char *dir,
+			    int (*cb)(void *ctx, struct dynfs_file *f),
+			    void *ctx)
 {
 	struct dynfs_file *f;
 	size_t len = strlen(dir);
-	int found = 0;
+	int rc = 0;
 
 	pthread_mutex_lock(&fs->files_lock);
-	for (f = fs->files; f && !found; f = f->next) {
+	for (f = fs->files; f && !rc; f = f->next) {
 		pthread_mutex_lock(&f->lock);
-		found = !f->detached && f->pending && f->path &&
-			!strncmp(f->path, dir, len) && f->path[len] == '/' &&
-			!strchr(f->path + len + 1, '/');
+		if (!f->detached && f->pending && f->path &&
+		    !strncmp(f->path, dir, len) && f->path[len] == '/' &&
+		    !strchr(f->path + len + 1, '/'))
+			rc = cb(ctx, f);
 		pthread_mutex_unlock(&f->lock);
 	}
 	pthread_mutex_unlock(&fs->files_lock);
-	return found;
+	return rc;
+}
+
+static int found_one(void *ctx, struct dynfs_file *f)
+{
+	(void)ctx;
+	(void)f;
+	return 1;
+}
+
+static int file_pending_in(struct dynfs *fs, const char *dir)
+{
+	return files_pending_in(fs, dir, found_one, NULL);
 }
 
 /* Save an item file that was written.  The error reaches close() and
@@ -818,34 +836,16 @@ static int fill_scratch(void *ctx, const char *name,
 /* Files created through this mount and not saved yet (an open O_CREAT
  * that has not reached close) are listed too: a program that creates a
  * file expects ls to show it. */
-static void fill_pending(struct dynfs_fill *f, const char *dir)
+static int fill_pending(void *ctx, struct dynfs_file *p)
 {
+	struct dynfs_fill *f = ctx;
 	struct cache_scratch_stat ss;
-	struct dynfs_file *p;
-	size_t dlen = strlen(dir);
-	const char *name;
 	struct stat st;
-	int full = 0;
 
-	pthread_mutex_lock(&f->fs->files_lock);
-	for (p = f->fs->files; p && !full; p = p->next) {
-		if (p->kind != NODE_ITEM)
-			continue;
-		if (strncmp(p->path, dir, dlen) || p->path[dlen] != '/')
-			continue;
-		name = p->path + dlen + 1;
-		if (strchr(name, '/'))
-			continue;
-		pthread_mutex_lock(&p->lock);
-		if (p->pending && !p->detached) {
-			cache_scratch_fstat(p->buf, &ss);
-			stat_file(f->fs, &st, ss.size, p->mtime);
-			full = f->filler(f->buf, name, &st, 0,
-					 FUSE_FILL_DIR_PLUS) != 0;
-		}
-		pthread_mutex_unlock(&p->lock);
-	}
-	pthread_mutex_unlock(&f->fs->files_lock);
+	cache_scratch_fstat(p->buf, &ss);
+	stat_file(f->fs, &st, ss.size, p->mtime);
+	return f->filler(f->buf, strrchr(p->path, '/') + 1, &st, 0,
+			 FUSE_FILL_DIR_PLUS) ? 1 : 0;
 }
 
 /* Directories keep their path in their handle: with nullpath_ok,
@@ -931,7 +931,7 @@ static int dynfs_readdir(const char *dpath, void *buf, fuse_fill_dir_t filler,
 	if (rc > 0)
 		rc = 0; /* the kernel's buffer is full */
 	if (!rc && (n.kind == NODE_TABLE || n.kind == NODE_PART)) {
-		fill_pending(&f, path);
+		files_pending_in(fs, path, fill_pending, &f);
 		cache_scratch_list(fs->cache, path, fill_scratch, &f);
 	}
 	node_free(&n);
