@@ -22,6 +22,7 @@
 #include "backend/awscfg.h"
 #include "backend/creds.h"
 #include "backend/ddb.h"
+#include "tests/testutil.h"
 #include "backend/http.h"
 #include "backend/svc.h"
 
@@ -119,15 +120,6 @@ static int observe(void *ctx, const struct http_request *req,
 
 /* ---- fixtures ----------------------------------------------------------- */
 
-static json_t *J(const char *text)
-{
-	json_error_t jerr;
-	json_t *j = json_loads(text, 0, &jerr);
-
-	if (!j)
-		fail_msg("bad JSON in test: %s: %s", jerr.text, text);
-	return j;
-}
 
 static char *describe(const struct aws_err *err)
 {
@@ -324,7 +316,7 @@ static void test_list_tables_paginates(void **state)
 	OK(ddb_list_tables(e->ddb, 3, collect_name, &nm, &err));
 	assert_int_equal(nm.n, 3);
 	/* the server's side of it, through the raw call */
-	req = J("{\"Limit\":2}");
+	req = tu_json("{\"Limit\":2}");
 	OK(ddb_call(e->ddb, "ListTables", req, &resp, &err));
 	assert_int_equal(json_array_size(json_object_get(resp, "TableNames")), 2);
 	assert_true(json_is_string(json_object_get(resp, "LastEvaluatedTableName")));
@@ -370,7 +362,7 @@ static void test_put_get_update_delete(void **state)
 	struct aws_err err;
 	json_t *item, *key = key2("dir", "file"), *got = NULL, *req, *attrs = NULL;
 
-	item = J("{\"pk\":{\"S\":\"dir\"},\"sk\":{\"S\":\"file\"},"
+	item = tu_json("{\"pk\":{\"S\":\"dir\"},\"sk\":{\"S\":\"file\"},"
 		 "\"data\":{\"B\":\"aGVsbG8gd29ybGQ=\"},\"size\":{\"N\":\"11\"},"
 		 "\"tags\":{\"SS\":[\"a\",\"b\"]},\"meta\":{\"M\":{\"mode\":{\"N\":\"420\"}}},"
 		 "\"name\":{\"S\":\"h\\u00e9llo \\u2603\"}}");
@@ -403,7 +395,7 @@ static void test_conditions(void **state)
 	struct aws_err err;
 	struct ddb_cond create = { "attribute_not_exists(pk)", NULL, NULL };
 	struct ddb_cond ver;
-	json_t *item = J("{\"pk\":{\"S\":\"c\"},\"ver\":{\"N\":\"1\"}}");
+	json_t *item = tu_json("{\"pk\":{\"S\":\"c\"},\"ver\":{\"N\":\"1\"}}");
 	json_t *key = key1("c");
 
 	OK(ddb_put_item(e->ddb, T_PK, item, &create, &err));
@@ -412,11 +404,11 @@ static void test_conditions(void **state)
 	assert_string_equal(err.type, "ConditionalCheckFailedException");
 	/* a delete guarded by a version */
 	ver.expr = "#v = :v";
-	ver.names = J("{\"#v\":\"ver\"}");
-	ver.values = J("{\":v\":{\"N\":\"2\"}}");
+	ver.names = tu_json("{\"#v\":\"ver\"}");
+	ver.values = tu_json("{\":v\":{\"N\":\"2\"}}");
 	assert_int_equal(ddb_delete_item(e->ddb, T_PK, key, &ver, &err), -ESTALE);
 	json_decref(ver.values);
-	ver.values = J("{\":v\":{\"N\":\"1\"}}");
+	ver.values = tu_json("{\":v\":{\"N\":\"1\"}}");
 	OK(ddb_delete_item(e->ddb, T_PK, key, &ver, &err));
 	json_decref(ver.names);
 	json_decref(ver.values);
@@ -443,7 +435,7 @@ static void test_limits(void **state)
 	assert_string_equal(err.type, "ValidationException");
 	json_decref(item);
 	/* an empty set */
-	item = J("{\"pk\":{\"S\":\"empty\"},\"s\":{\"SS\":[]}}");
+	item = tu_json("{\"pk\":{\"S\":\"empty\"},\"s\":{\"SS\":[]}}");
 	assert_int_equal(ddb_put_item(e->ddb, T_PK, item, NULL, &err), -EINVAL);
 	assert_string_equal(err.type, "ValidationException");
 	json_decref(item);
@@ -455,7 +447,7 @@ static void test_numbers(void **state)
 	struct aws_err err;
 	json_t *item, *key = key1("numbers"), *got = NULL;
 
-	item = J("{\"pk\":{\"S\":\"numbers\"},\"big\":{\"N\":\"" BIG_N "\"},"
+	item = tu_json("{\"pk\":{\"S\":\"numbers\"},\"big\":{\"N\":\"" BIG_N "\"},"
 		 "\"neg\":{\"N\":\"-" BIG_N "\"},\"tiny\":{\"N\":\"" TINY_N "\"},"
 		 "\"ns\":{\"NS\":[\"" BIG_N "\"]}}");
 	OK(ddb_put_item(e->ddb, T_PK, item, NULL, &err));
@@ -784,7 +776,7 @@ static void test_leave_item_for_sdk(void **state)
 	json_t *item, *key = key2("check", "item"), *got = NULL;
 	FILE *fp;
 
-	item = J("{\"pk\":{\"S\":\"check\"},\"sk\":{\"S\":\"item\"},"
+	item = tu_json("{\"pk\":{\"S\":\"check\"},\"sk\":{\"S\":\"item\"},"
 		 "\"big\":{\"N\":\"" BIG_N "\"},\"tiny\":{\"N\":\"" TINY_N "\"},"
 		 "\"bin\":{\"B\":\"AAECA/7/\"},\"bs\":{\"BS\":[\"AQ==\",\"Ag==\"]},"
 		 "\"ns\":{\"NS\":[\"1.5\",\"-" BIG_N "\"]},"

@@ -22,54 +22,21 @@
 #include "backend/awscfg.h"
 #include "backend/creds.h"
 #include "backend/dbuf.h"
+#include "tests/testutil.h"
 
 static char tmpdir[64]; /* short: paths built from it always fit */
 
-static const char *const aws_vars[] = {
-	"AWS_ACCESS_KEY_ID",	 "AWS_SECRET_ACCESS_KEY",
-	"AWS_SESSION_TOKEN",	 "AWS_PROFILE",
-	"AWS_REGION",		 "AWS_DEFAULT_REGION",
-	"AWS_CONFIG_FILE",	 "AWS_SHARED_CREDENTIALS_FILE",
-	"AWS_ENDPOINT_URL",	 "AWS_ENDPOINT_URL_DYNAMODB",
-	"AWS_ENDPOINT_URL_LAMBDA", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
-};
-
-static const char *fixtures(void)
-{
-	const char *f = getenv("DYNFS_FIXTURES");
-
-	if (!f)
-		fail_msg("DYNFS_FIXTURES is not set (run through meson test)");
-	return f;
-}
-
-static int rm_one(const char *path, const struct stat *sb, int flag,
-		  struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static int setup(void **state)
 {
-	size_t i;
-
 	(void)state;
-	for (i = 0; i < sizeof(aws_vars) / sizeof(aws_vars[0]); i++)
-		unsetenv(aws_vars[i]);
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/dynfs-awscfg-XXXXXX");
-	if (!mkdtemp(tmpdir))
-		return -1;
-	setenv("HOME", tmpdir, 1);
-	return 0;
+	tu_clear_aws_env();
+	return tu_home_new(tmpdir, sizeof(tmpdir), "awscfg");
 }
 
 static int teardown(void **state)
 {
 	(void)state;
-	return nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	return tu_rmtree(tmpdir);
 }
 
 /* Write name (relative to tmpdir) and return its full path (static). */
@@ -99,9 +66,9 @@ static void use_fixture_files(void)
 {
 	char p[PATH_MAX];
 
-	snprintf(p, sizeof(p), "%s/aws/config", fixtures());
+	snprintf(p, sizeof(p), "%s/aws/config", tu_fixtures());
 	setenv("AWS_CONFIG_FILE", p, 1);
-	snprintf(p, sizeof(p), "%s/aws/credentials", fixtures());
+	snprintf(p, sizeof(p), "%s/aws/credentials", tu_fixtures());
 	setenv("AWS_SHARED_CREDENTIALS_FILE", p, 1);
 }
 

@@ -24,16 +24,10 @@
 #include "backend/awscfg.h"
 #include "backend/creds.h"
 #include "backend/dbuf.h"
+#include "tests/testutil.h"
 
 /* short: paths built from it always fit */
 static char tmpdir[32];
-
-static const char *const aws_vars[] = {
-	"AWS_ACCESS_KEY_ID",	"AWS_SECRET_ACCESS_KEY",
-	"AWS_SESSION_TOKEN",	"AWS_PROFILE",
-	"AWS_REGION",		"AWS_DEFAULT_REGION",
-	"AWS_CONFIG_FILE",	"AWS_SHARED_CREDENTIALS_FILE",
-};
 
 /* 2026-11-25T10:00:00Z */
 #define EXP_STR "2026-11-25T10:00:00Z"
@@ -48,42 +42,17 @@ static time_t fake_now(void *ctx)
 	return ((struct fake_clock *)ctx)->now;
 }
 
-static const char *fixtures(void)
-{
-	const char *f = getenv("DYNFS_FIXTURES");
-
-	if (!f)
-		fail_msg("DYNFS_FIXTURES is not set (run through meson test)");
-	return f;
-}
-
-static int rm_one(const char *path, const struct stat *sb, int flag,
-		  struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static int setup(void **state)
 {
-	size_t i;
-
 	(void)state;
-	for (i = 0; i < sizeof(aws_vars) / sizeof(aws_vars[0]); i++)
-		unsetenv(aws_vars[i]);
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/dynfs-creds-XXXXXX");
-	if (!mkdtemp(tmpdir))
-		return -1;
-	setenv("HOME", tmpdir, 1);
-	return 0;
+	tu_clear_aws_env();
+	return tu_home_new(tmpdir, sizeof(tmpdir), "creds");
 }
 
 static int teardown(void **state)
 {
 	(void)state;
-	return nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	return tu_rmtree(tmpdir);
 }
 
 /* name in tmpdir; two static buffers used in turn, so that two calls
@@ -124,9 +93,9 @@ static void use_fixture_files(void)
 {
 	char p[PATH_MAX];
 
-	snprintf(p, sizeof(p), "%s/aws/config", fixtures());
+	snprintf(p, sizeof(p), "%s/aws/config", tu_fixtures());
 	setenv("AWS_CONFIG_FILE", p, 1);
-	snprintf(p, sizeof(p), "%s/aws/credentials", fixtures());
+	snprintf(p, sizeof(p), "%s/aws/credentials", tu_fixtures());
 	setenv("AWS_SHARED_CREDENTIALS_FILE", p, 1);
 }
 
@@ -137,7 +106,7 @@ static const char *credproc(const char *args)
 	static char cmd[PATH_MAX * 2];
 
 	snprintf(cmd, sizeof(cmd), "exec sh '%s/aws/credproc.sh' %s",
-		 fixtures(),
+		 tu_fixtures(),
 		 args);
 	return cmd;
 }

@@ -21,6 +21,7 @@
 #include "backend/awscfg.h"
 #include "backend/creds.h"
 #include "backend/ddb.h"
+#include "tests/testutil.h"
 #include "backend/http.h"
 #include "backend/svc.h"
 
@@ -250,19 +251,10 @@ static int teardown(void **state)
 
 /* ---- helpers ----------------------------------------------------------- */
 
-static json_t *J(const char *text)
-{
-	json_error_t jerr;
-	json_t *j = json_loads(text, 0, &jerr);
-
-	if (!j)
-		fail_msg("bad JSON in test: %s: %s", jerr.text, text);
-	return j;
-}
 
 static void assert_json(json_t *got, const char *want_text)
 {
-	json_t *want = J(want_text);
+	json_t *want = tu_json(want_text);
 
 	if (!json_equal(got, want)) {
 		char *g = json_dumps(got, JSON_COMPACT | JSON_SORT_KEYS);
@@ -442,7 +434,7 @@ static void test_create_delete_table(void **state)
 
 	push(e, 200, "{\"TableDescription\":{\"TableName\":\"t\",\"TableStatus\":\"CREATING\"}}");
 	push(e, 200, "{\"TableDescription\":{\"TableName\":\"t\",\"TableStatus\":\"DELETING\"}}");
-	req = J(create);
+	req = tu_json(create);
 	assert_int_equal(ddb_create_table(e->ddb, req, &desc, NULL), 0);
 	assert_req(e, 0, "CreateTable", create);
 	assert_string_equal(json_string_value(json_object_get(desc, "TableStatus")),
@@ -506,7 +498,7 @@ static void test_wait_table_times_out(void **state)
 static void test_get_item(void **state)
 {
 	struct env *e = *state;
-	json_t *key = J("{\"pk\":{\"S\":\"a\"}}"), *item = NULL;
+	json_t *key = tu_json("{\"pk\":{\"S\":\"a\"}}"), *item = NULL;
 
 	push(e, 200, "{\"Item\":{\"pk\":{\"S\":\"a\"},\"v\":{\"B\":\"AAEC\"},\"n\":{\"N\":\"12.50\"}}}");
 	assert_int_equal(ddb_get_item(e->ddb, "t", key, 1, &item, NULL), 0);
@@ -530,12 +522,12 @@ static void test_put_item_conditional(void **state)
 	struct env *e = *state;
 	struct ddb_cond cond;
 	struct aws_err err;
-	json_t *item = J("{\"pk\":{\"S\":\"a\"},\"ver\":{\"N\":\"2\"}}");
+	json_t *item = tu_json("{\"pk\":{\"S\":\"a\"},\"ver\":{\"N\":\"2\"}}");
 	char *fx = fixture("conditional-check-failed.json");
 
 	cond.expr = "attribute_not_exists(#p) OR #v = :old";
-	cond.names = J("{\"#p\":\"pk\",\"#v\":\"ver\"}");
-	cond.values = J("{\":old\":{\"N\":\"1\"}}");
+	cond.names = tu_json("{\"#p\":\"pk\",\"#v\":\"ver\"}");
+	cond.values = tu_json("{\":old\":{\"N\":\"1\"}}");
 	push(e, 200, "{}");
 	push(e, 400, fx);
 	free(fx);
@@ -559,7 +551,7 @@ static void test_put_and_delete_unconditional(void **state)
 {
 	struct env *e = *state;
 	struct ddb_cond none = { NULL, NULL, NULL };
-	json_t *item = J("{\"pk\":{\"S\":\"a\"}}");
+	json_t *item = tu_json("{\"pk\":{\"S\":\"a\"}}");
 
 	push(e, 200, "{}");
 	push(e, 200, "{}");
@@ -570,7 +562,7 @@ static void test_put_and_delete_unconditional(void **state)
 	assert_req(e, 1, "DeleteItem", "{\"TableName\":\"t\",\"Key\":{\"pk\":{\"S\":\"a\"}}}");
 	/* a condition without names or values sends only the expression */
 	none.expr = "attribute_exists(pk)";
-	none.names = J("{}");
+	none.names = tu_json("{}");
 	assert_int_equal(ddb_delete_item(e->ddb, "t", item, &none, NULL), 0);
 	assert_req(e, 2, "DeleteItem",
 		   "{\"TableName\":\"t\",\"Key\":{\"pk\":{\"S\":\"a\"}},"
@@ -587,7 +579,7 @@ static void test_update_item(void **state)
 		"\"UpdateExpression\":\"SET n = n + :one\","
 		"\"ExpressionAttributeValues\":{\":one\":{\"N\":\"1\"}},"
 		"\"ReturnValues\":\"UPDATED_NEW\"}";
-	json_t *req = J(reqtext), *attrs = NULL;
+	json_t *req = tu_json(reqtext), *attrs = NULL;
 
 	push(e, 200, "{\"Attributes\":{\"n\":{\"N\":\"8\"}}}");
 	push(e, 200, "{}");
@@ -612,7 +604,7 @@ static void test_numbers_untouched(void **state)
 	const char *itemtext = "{\"pk\":{\"S\":\"n\"},\"big\":{\"N\":\"" BIG_N
 			       "\"},\"tiny\":{\"N\":\"" TINY_N "\"},"
 			       "\"ns\":{\"NS\":[\"" BIG_N "\",\"" TINY_N "\"]}}";
-	json_t *item = J(itemtext), *key = J("{\"pk\":{\"S\":\"n\"}}"), *got = NULL;
+	json_t *item = tu_json(itemtext), *key = tu_json("{\"pk\":{\"S\":\"n\"}}"), *got = NULL;
 	char resp[512];
 
 	push(e, 200, "{}");
@@ -638,7 +630,7 @@ static void test_numbers_untouched(void **state)
 static void test_nul_in_string(void **state)
 {
 	struct env *e = *state;
-	json_t *key = J("{\"pk\":{\"S\":\"a\"}}"), *item = NULL;
+	json_t *key = tu_json("{\"pk\":{\"S\":\"a\"}}"), *item = NULL;
 	json_t *s;
 
 	push(e, 200, "{\"Item\":{\"pk\":{\"S\":\"a\"},\"x\":{\"S\":\"a\\u0000b\"}}}");
@@ -673,7 +665,7 @@ static void test_query_paginates(void **state)
 	const char *reqtext =
 		"{\"TableName\":\"t\",\"KeyConditionExpression\":\"pk = :p\","
 		"\"ExpressionAttributeValues\":{\":p\":{\"S\":\"dir\"}},\"Limit\":2}";
-	json_t *req = J(reqtext);
+	json_t *req = tu_json(reqtext);
 	struct pages p;
 
 	memset(&p, 0, sizeof(p));
@@ -702,7 +694,7 @@ static void test_query_paginates(void **state)
 static void test_query_cb_stops(void **state)
 {
 	struct env *e = *state;
-	json_t *req = J("{\"TableName\":\"t\"}");
+	json_t *req = tu_json("{\"TableName\":\"t\"}");
 	struct pages p;
 
 	memset(&p, 0, sizeof(p));
@@ -716,7 +708,7 @@ static void test_query_cb_stops(void **state)
 static void test_scan_serial_paginates(void **state)
 {
 	struct env *e = *state;
-	json_t *req = J("{\"TableName\":\"t\",\"Limit\":1}");
+	json_t *req = tu_json("{\"TableName\":\"t\",\"Limit\":1}");
 	struct pages p;
 
 	memset(&p, 0, sizeof(p));
@@ -820,7 +812,7 @@ static int scan_cb(void *ctx, json_t *items)
 static void test_scan_parallel(void **state)
 {
 	struct env *e = *state;
-	json_t *req = J("{\"TableName\":\"t\"}");
+	json_t *req = tu_json("{\"TableName\":\"t\"}");
 	struct scan_rec *r = calloc(1, sizeof(*r));
 	int s, p, i;
 
@@ -846,7 +838,7 @@ static void test_scan_parallel(void **state)
 static void test_scan_parallel_error_stops_all(void **state)
 {
 	struct env *e = *state;
-	json_t *req = J("{\"TableName\":\"t\"}");
+	json_t *req = tu_json("{\"TableName\":\"t\"}");
 	struct scan_rec *r = calloc(1, sizeof(*r));
 	struct aws_err err;
 
@@ -878,7 +870,7 @@ static int scan_cb_fail(void *ctx, json_t *items)
 static void test_scan_parallel_cb_stops_all(void **state)
 {
 	struct env *e = *state;
-	json_t *req = J("{\"TableName\":\"t\"}");
+	json_t *req = tu_json("{\"TableName\":\"t\"}");
 	struct scan_rec *r = calloc(1, sizeof(*r));
 	int calls = 0;
 
@@ -1031,7 +1023,7 @@ static void test_batch_write_chunks_and_retries(void **state)
 static void test_batch_write_gives_up(void **state)
 {
 	struct env *e = *state;
-	json_t *items = J("{\"a\":[{\"PutRequest\":{\"Item\":{\"pk\":{\"S\":\"x\"}}}}]}");
+	json_t *items = tu_json("{\"a\":[{\"PutRequest\":{\"Item\":{\"pk\":{\"S\":\"x\"}}}}]}");
 	struct aws_err err;
 	int i;
 
@@ -1046,7 +1038,7 @@ static void test_batch_write_gives_up(void **state)
 static void test_batch_write_rejects_bad_shape(void **state)
 {
 	struct env *e = *state;
-	json_t *items = J("{\"a\":{\"PutRequest\":{}}}");
+	json_t *items = tu_json("{\"a\":{\"PutRequest\":{}}}");
 
 	assert_int_equal(ddb_batch_write(e->ddb, items, NULL), -EINVAL);
 	assert_int_equal(e->fake.nseen, 0);
@@ -1063,7 +1055,7 @@ static const char *tx_items =
 static void test_transact_write(void **state)
 {
 	struct env *e = *state;
-	json_t *items = J(tx_items);
+	json_t *items = tu_json(tx_items);
 	char want[1024];
 	const char *tok;
 
@@ -1086,7 +1078,7 @@ static void test_transact_write(void **state)
 static void test_transact_cancel_condition_is_estale(void **state)
 {
 	struct env *e = *state;
-	json_t *items = J(tx_items);
+	json_t *items = tu_json(tx_items);
 	struct aws_err err;
 	char *fx = fixture("transaction-canceled-condition.json");
 
@@ -1104,7 +1096,7 @@ static void test_transact_cancel_condition_is_estale(void **state)
 static void test_transact_cancel_other_is_ecanceled(void **state)
 {
 	struct env *e = *state;
-	json_t *items = J(tx_items);
+	json_t *items = tu_json(tx_items);
 	struct aws_err err;
 	char *fx;
 
@@ -1130,7 +1122,7 @@ static void test_transact_cancel_other_is_ecanceled(void **state)
 static void test_transact_cancel_from_message(void **state)
 {
 	struct env *e = *state;
-	json_t *items = J(tx_items);
+	json_t *items = tu_json(tx_items);
 	struct aws_err err;
 
 	/* no CancellationReasons in the body: read them from the message */
@@ -1150,7 +1142,7 @@ static void test_transact_get(void **state)
 	struct env *e = *state;
 	const char *gets = "[{\"Get\":{\"TableName\":\"t\",\"Key\":{\"pk\":{\"S\":\"a\"}}}},"
 			   "{\"Get\":{\"TableName\":\"t\",\"Key\":{\"pk\":{\"S\":\"z\"}}}}]";
-	json_t *items = J(gets), *out = NULL;
+	json_t *items = tu_json(gets), *out = NULL;
 	char want[512];
 
 	push(e, 200, "{\"Responses\":[{\"Item\":{\"pk\":{\"S\":\"a\"}}},{}]}");
@@ -1198,7 +1190,7 @@ static void test_crc32_checked(void **state)
 static void test_call_raw(void **state)
 {
 	struct env *e = *state;
-	json_t *req = J("{\"TableName\":\"t\"}"), *out = NULL;
+	json_t *req = tu_json("{\"TableName\":\"t\"}"), *out = NULL;
 
 	push(e, 200, "{\"TimeToLiveDescription\":{\"TimeToLiveStatus\":\"DISABLED\"}}");
 	assert_int_equal(ddb_call(e->ddb, "DescribeTimeToLive", req, &out, NULL), 0);
@@ -1211,7 +1203,7 @@ static void test_call_raw(void **state)
 static void test_malformed_response(void **state)
 {
 	struct env *e = *state;
-	json_t *req = J("{}"), *out = NULL;
+	json_t *req = tu_json("{}"), *out = NULL;
 	struct aws_err err;
 
 	push(e, 200, "{\"TableNames\":[");
@@ -1227,7 +1219,7 @@ static void test_malformed_response(void **state)
 static void test_throttle_retried_by_svc(void **state)
 {
 	struct env *e = *state;
-	json_t *key = J("{\"pk\":{\"S\":\"a\"}}"), *item = NULL;
+	json_t *key = tu_json("{\"pk\":{\"S\":\"a\"}}"), *item = NULL;
 
 	push(e, 400, "{\"__type\":\"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException\",\"message\":\"slow down\"}");
 	push(e, 200, "{\"Item\":{\"pk\":{\"S\":\"a\"}}}");
@@ -1240,7 +1232,7 @@ static void test_throttle_retried_by_svc(void **state)
 static void test_bad_arguments(void **state)
 {
 	struct env *e = *state;
-	json_t *obj = J("{}");
+	json_t *obj = tu_json("{}");
 	struct pages p;
 
 	memset(&p, 0, sizeof(p));
