@@ -304,6 +304,7 @@ static int ddb_exec(struct ddb *d, const char *op, json_t *req, json_t **out,
 	/* AWS SDKs retry every DynamoDB operation: writes are either
 	 * idempotent by key or carry a ClientRequestToken. */
 	call.idempotent = 1;
+	call.resource = json_string_value(json_object_get(req, "TableName"));
 	rc = svc_call(d->svc, &call, &resp, e);
 	if (rc) {
 		rc = ddb_map_error(rc, &resp, e);

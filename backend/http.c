@@ -64,6 +64,10 @@ struct transfer {
 	size_t max_body;
 	int err; /* why a callback stopped the transfer */
 	int in_headers; /* ... and whether it was the header callback */
+	/* Streaming only (NULL otherwise). */
+	const struct http_sink *sink;
+	long code;   /* status of the latest status line */
+	int sink_rc; /* what sink->data returned when it stopped us */
 };
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
@@ -312,6 +316,23 @@ static void handle_put(struct http_client *c, struct http_handle *h)
 		handle_free(h);
 }
 
+/* The status code of a status line "HTTP/x[.y] NNN [reason]", or 0. */
+static long status_of(const char *p, size_t l)
+{
+	const char *sp = memchr(p, ' ', l);
+	long code = 0;
+	size_t i;
+
+	if (!sp)
+		return 0;
+	i = (size_t)(sp - p) + 1;
+	while (i < l && p[i] == ' ')
+		i++;
+	for (; i < l && p[i] >= '0' && p[i] <= '9' && code < 1000; i++)
+		code = code * 10 + (p[i] - '0');
+	return code;
+}
+
 /* Header lines of the final response as "name: value\r\n".  A status line
  * starts a new response (after a 100 Continue or a 1xx), so the lines
  * gathered so far are dropped. */
@@ -327,10 +348,26 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
 		l--;
 	if (l >= 5 && strncmp(p, "HTTP/", 5) == 0) {
 		dbuf_reset(h);
+		t->code = status_of(p, l);
+		if (t->sink && t->sink->status_line) {
+			dbuf_reset(t->sink->status_line);
+			rc = dbuf_add(t->sink->status_line, p, l);
+			if (rc) {
+				t->err = rc;
+				t->in_headers = 1;
+				return 0;
+			}
+		}
 		return len;
 	}
-	if (l == 0)
+	if (l == 0) {
+		/* The end of a header block: a stream consumer may look at
+		 * the status before the first body byte.  1xx blocks are
+		 * followed by the real one. */
+		if (t->code >= 200)
+			t->resp->status = t->code;
 		return len;
+	}
 	if ((p[0] == ' ' || p[0] == '\t') && dbuf_len(h) >= 2) {
 		/* obs-fold: continue the previous line's value */
 		while (l && (*p == ' ' || *p == '\t')) {
@@ -350,6 +387,23 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
 		t->err = rc;
 		t->in_headers = 1;
 		return 0; /* makes curl stop with CURLE_WRITE_ERROR */
+	}
+	return len;
+}
+
+static size_t on_body_stream(char *data, size_t size, size_t nmemb, void *ud)
+{
+	struct transfer *t = ud;
+	size_t len = size * nmemb;
+	int rc;
+
+	if (!len)
+		return 0;
+	rc = t->sink->data(t->sink->ctx, data, len);
+	if (rc) {
+		t->sink_rc = rc;
+		t->err = -ECANCELED;
+		return 0;
 	}
 	return len;
 }
@@ -534,7 +588,8 @@ static CURLcode setup(struct http_client *c, struct http_handle *h,
 #endif
 	SET(CURLOPT_FOLLOWLOCATION, 0L);
 	SET(CURLOPT_CONNECTTIMEOUT_MS, c->connect_timeout_ms);
-	SET(CURLOPT_TIMEOUT_MS, c->timeout_ms);
+	SET(CURLOPT_TIMEOUT_MS, req->timeout_ms > 0 ? req->timeout_ms
+						    : c->timeout_ms);
 	SET(CURLOPT_SSL_VERIFYPEER, 1L);
 	SET(CURLOPT_SSL_VERIFYHOST, 2L);
 	if (c->ca_file)
@@ -547,10 +602,12 @@ static CURLcode setup(struct http_client *c, struct http_handle *h,
 	SET(CURLOPT_HTTPHEADER, hdrs);
 	SET(CURLOPT_HEADERFUNCTION, on_header);
 	SET(CURLOPT_HEADERDATA, t);
-	SET(CURLOPT_WRITEFUNCTION, on_body);
+	SET(CURLOPT_WRITEFUNCTION, t->sink ? on_body_stream : on_body);
 	SET(CURLOPT_WRITEDATA, t);
-	/* Refuse early when Content-Length already says too much. */
-	SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)t->max_body);
+	/* Refuse early when Content-Length already says too much.  A stream
+	 * has no cap here: its consumer decides. */
+	if (!t->sink)
+		SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)t->max_body);
 
 	if (strcmp(req->method, "HEAD") == 0) {
 		SET(CURLOPT_NOBODY, 1L);
@@ -581,8 +638,72 @@ static void set_why(struct dbuf *why, const char *s)
 	(void)dbuf_adds(why, s); /* words for a log line: best effort */
 }
 
-int http_perform(struct http_client *c, const struct http_request *req,
-		 struct http_response *resp, struct dbuf *why)
+static const struct {
+	int code;
+	const char *reason;
+} reasons[] = {
+	{ 100, "Continue" }, { 101, "Switching Protocols" },
+	{ 200, "OK" }, { 201, "Created" }, { 202, "Accepted" },
+	{ 203, "Non-Authoritative Information" }, { 204, "No Content" },
+	{ 205, "Reset Content" }, { 206, "Partial Content" },
+	{ 300, "Multiple Choices" }, { 301, "Moved Permanently" },
+	{ 302, "Found" }, { 303, "See Other" }, { 304, "Not Modified" },
+	{ 307, "Temporary Redirect" }, { 308, "Permanent Redirect" },
+	{ 400, "Bad Request" }, { 401, "Unauthorized" },
+	{ 402, "Payment Required" }, { 403, "Forbidden" },
+	{ 404, "Not Found" }, { 405, "Method Not Allowed" },
+	{ 406, "Not Acceptable" }, { 408, "Request Timeout" },
+	{ 409, "Conflict" }, { 410, "Gone" }, { 411, "Length Required" },
+	{ 412, "Precondition Failed" }, { 413, "Content Too Large" },
+	{ 414, "URI Too Long" }, { 415, "Unsupported Media Type" },
+	{ 416, "Range Not Satisfiable" }, { 417, "Expectation Failed" },
+	{ 422, "Unprocessable Content" }, { 425, "Too Early" },
+	{ 426, "Upgrade Required" }, { 428, "Precondition Required" },
+	{ 429, "Too Many Requests" },
+	{ 431, "Request Header Fields Too Large" },
+	{ 500, "Internal Server Error" }, { 501, "Not Implemented" },
+	{ 502, "Bad Gateway" }, { 503, "Service Unavailable" },
+	{ 504, "Gateway Timeout" }, { 505, "HTTP Version Not Supported" },
+};
+
+static const char *reason_of(long code)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++)
+		if (reasons[i].code == code)
+			return reasons[i].reason;
+	return "";
+}
+
+/* A status line without a reason phrase (HTTP/2 sends none) gets the
+ * standard one, so the caller always shows "HTTP/2 404 Not Found". */
+static int status_line_finish(struct dbuf *sl, long status)
+{
+	const char *p = dbuf_str(sl), *sp;
+	const char *reason = reason_of(status);
+	size_t n = dbuf_len(sl);
+
+	if (n == 0)
+		return dbuf_addf(sl, "HTTP/1.1 %ld%s%s", status,
+				 *reason ? " " : "", reason);
+	/* Reason present: "HTTP/1.1 200 X".  Absent: "HTTP/2 200" or
+	 * "HTTP/2 200 ". */
+	sp = memchr(p, ' ', n);
+	if (sp)
+		sp = memchr(sp + 1, ' ', n - (size_t)(sp + 1 - p));
+	if (sp && (size_t)(sp + 1 - p) < n)
+		return 0;
+	if (!*reason)
+		return 0;
+	if (!sp)
+		return dbuf_addf(sl, " %s", reason);
+	return dbuf_adds(sl, reason);
+}
+
+static int perform(struct http_client *c, const struct http_request *req,
+		   const struct http_sink *sink, struct http_response *resp,
+		   struct dbuf *why)
 {
 	struct http_handle *h = NULL;
 	struct curl_slist *hdrs = NULL;
@@ -597,11 +718,23 @@ int http_perform(struct http_client *c, const struct http_request *req,
 	dbuf_reset(&resp->body);
 	if (why)
 		dbuf_reset(why);
+	if (sink && sink->status_line)
+		dbuf_reset(sink->status_line);
 
 	if (c->transport) {
 		rc = c->transport(c->transport_ctx, req, resp);
-		if (rc)
+		if (rc) {
 			set_why(why, "transport failed");
+			goto out;
+		}
+		if (!sink)
+			goto out;
+		if (sink->status_line)
+			rc = status_line_finish(sink->status_line, resp->status);
+		if (!rc && dbuf_len(&resp->body))
+			rc = sink->data(sink->ctx, dbuf_str(&resp->body),
+					dbuf_len(&resp->body));
+		dbuf_reset(&resp->body);
 		goto out;
 	}
 	if (!req->url || !method_ok(req->method) ||
@@ -621,10 +754,10 @@ int http_perform(struct http_client *c, const struct http_request *req,
 		goto out;
 	}
 	curl_easy_reset(h->curl);
+	memset(&t, 0, sizeof(t));
 	t.resp = resp;
 	t.max_body = c->max_body;
-	t.err = 0;
-	t.in_headers = 0;
+	t.sink = sink;
 	cc = setup(c, h, req, hdrs, &t);
 	if (cc == CURLE_OK)
 		cc = curl_easy_perform(h->curl);
@@ -632,6 +765,14 @@ int http_perform(struct http_client *c, const struct http_request *req,
 		curl_easy_getinfo(h->curl, CURLINFO_RESPONSE_CODE, &status);
 		resp->status = status;
 		rc = 0;
+		if (sink && sink->status_line)
+			rc = status_line_finish(sink->status_line, status);
+		goto out;
+	}
+	if (t.sink_rc) {
+		/* The consumer stopped it: its own value, no transport words. */
+		rc = t.sink_rc;
+		set_why(why, "stopped by the consumer");
 		goto out;
 	}
 	if (t.err) {
@@ -656,5 +797,52 @@ out:
 		handle_put(c, h);
 	}
 	curl_slist_free_all(hdrs);
+	return rc;
+}
+
+int http_perform(struct http_client *c, const struct http_request *req,
+		 struct http_response *resp, struct dbuf *why)
+{
+	return perform(c, req, NULL, resp, why);
+}
+
+int http_perform_stream(struct http_client *c, const struct http_request *req,
+			const struct http_sink *sink,
+			struct http_response *resp, struct dbuf *why)
+{
+	if (!sink || !sink->data)
+		return -EINVAL;
+	return perform(c, req, sink, resp, why);
+}
+
+int http_pct_encode(struct dbuf *out, const char *s, int keep_slash)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	const unsigned char *p;
+	char esc[3];
+	size_t run;
+	int rc = 0;
+
+	for (p = (const unsigned char *)s; *p && !rc;) {
+		/* Copy runs of safe bytes at once. */
+		for (run = 0; p[run] && ((p[run] >= 'A' && p[run] <= 'Z') ||
+					 (p[run] >= 'a' && p[run] <= 'z') ||
+					 (p[run] >= '0' && p[run] <= '9') ||
+					 p[run] == '-' || p[run] == '.' ||
+					 p[run] == '_' || p[run] == '~' ||
+					 (keep_slash && p[run] == '/'));
+		     run++)
+			;
+		if (run) {
+			rc = dbuf_add(out, p, run);
+			p += run;
+			continue;
+		}
+		esc[0] = '%';
+		esc[1] = hex[*p >> 4];
+		esc[2] = hex[*p & 15];
+		rc = dbuf_add(out, esc, 3);
+		p++;
+	}
 	return rc;
 }

@@ -20,6 +20,9 @@ struct http_request {
 	size_t nheaders;
 	const void *body;
 	size_t body_len;
+	/* > 0: this request's whole-request timeout instead of the
+	 * client's (a caller bounding several attempts); 0: the client's. */
+	long timeout_ms;
 };
 
 struct http_response {
@@ -62,5 +65,32 @@ const char *http_response_header(const struct http_response *r,
  * over max_body), -ENOMEM.  *why (may be NULL) gets curl's words. */
 int http_perform(struct http_client *c, const struct http_request *req,
 		 struct http_response *resp, struct dbuf *why);
+
+/* Streaming: the body goes to data as it arrives instead of into
+ * resp->body (which stays empty, and no max_body applies: the consumer
+ * bounds it).  resp->status and resp->headers are complete before the
+ * first call to data. */
+typedef int (*http_data_fn)(void *ctx, const char *data, size_t len);
+
+struct http_sink {
+	http_data_fn data; /* non-zero stops the transfer */
+	void *ctx;
+	/* NULL, or gets the final response's status line without CRLF,
+	 * with the standard reason phrase added when the server sent none
+	 * (HTTP/2): "HTTP/1.1 403 Forbidden". */
+	struct dbuf *status_line;
+};
+
+/* As http_perform, but streaming.  A non-zero value from sink->data is
+ * returned as is.  With a transport (tests), the transport's body is
+ * handed to sink->data in one piece and the status line is made up from
+ * the status. */
+int http_perform_stream(struct http_client *c, const struct http_request *req,
+			const struct http_sink *sink,
+			struct http_response *resp, struct dbuf *why);
+
+/* Append s percent-encoded: every byte but A-Z a-z 0-9 - . _ ~ (and '/'
+ * when keep_slash) becomes %XX.  0, -E2BIG or -ENOMEM from out. */
+int http_pct_encode(struct dbuf *out, const char *s, int keep_slash);
 
 #endif

@@ -1,6 +1,7 @@
 #include "backend/svc.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,8 @@
  * x-amz-content-sha256 and authorization. */
 #define SVC_OWN_HEADERS 5
 #define SVC_MAX_HEADERS 32
+
+#define SVC_MAX_OPS 32
 
 struct svc {
 	char *endpoint;  /* as given, without a trailing '/' */
@@ -36,6 +39,13 @@ struct svc {
 	svc_log_fn log;
 	void *log_ctx;
 	struct svc_stats stats; /* updated with __atomic builtins */
+	/* Requests by operation.  Lock order: a leaf. */
+	pthread_mutex_t ops_lock;
+	struct svc_op_count {
+		char name[48];
+		uint64_t n;
+	} ops[SVC_MAX_OPS];
+	size_t nops;
 };
 
 static time_t svc_default_clock(void *ctx)
@@ -94,6 +104,7 @@ int svc_new(struct svc **out, struct http_client *http,
 	if (!s)
 		return -ENOMEM;
 	retry_quota_init(&s->quota);
+	pthread_mutex_init(&s->ops_lock, NULL);
 	rc = svc_parse_endpoint(s, opts->endpoint);
 	if (rc)
 		goto out;
@@ -126,6 +137,7 @@ void svc_free(struct svc *s)
 		return;
 	sigv4_signer_free(s->signer);
 	retry_quota_destroy(&s->quota);
+	pthread_mutex_destroy(&s->ops_lock);
 	free(s->endpoint);
 	free(s->origin);
 	free(s->host);
@@ -176,6 +188,37 @@ void svc_get_stats(struct svc *s, struct svc_stats *out)
 static void stat_add(uint64_t *counter, uint64_t n)
 {
 	__atomic_fetch_add(counter, n, __ATOMIC_RELAXED);
+}
+
+static void stat_op(struct svc *s, const char *what)
+{
+	size_t i;
+
+	pthread_mutex_lock(&s->ops_lock);
+	for (i = 0; i < s->nops && strcmp(s->ops[i].name, what); i++)
+		;
+	if (i == s->nops && i < SVC_MAX_OPS) {
+		snprintf(s->ops[i].name, sizeof(s->ops[i].name), "%.47s", what);
+		s->nops++;
+	}
+	if (i < s->nops)
+		s->ops[i].n++;
+	pthread_mutex_unlock(&s->ops_lock);
+}
+
+int svc_stats_ops(struct svc *s, svc_op_cb cb, void *ctx)
+{
+	struct svc_op_count copy[SVC_MAX_OPS];
+	size_t i, n;
+	int rc = 0;
+
+	pthread_mutex_lock(&s->ops_lock);
+	n = s->nops;
+	memcpy(copy, s->ops, n * sizeof(copy[0]));
+	pthread_mutex_unlock(&s->ops_lock);
+	for (i = 0; i < n && !rc; i++)
+		rc = cb(ctx, copy[i].name, copy[i].n);
+	return rc;
 }
 
 /* The operation name for the log: x-amz-target's action, else the path. */
@@ -344,7 +387,7 @@ int svc_call(struct svc *s, const struct svc_call *call,
 	enum retry_class cls = RETRY_NEVER;
 	unsigned cost = 0;
 	int attempt, rc, creds_failed;
-	char what[96];
+	char what[384];
 
 	awserr_clear(err);
 	dbuf_init(&url, DBUF_CAP_SMALL);
@@ -422,9 +465,16 @@ int svc_call(struct svc *s, const struct svc_call *call,
 out:
 	if (rc && rc != -EACCES && !err->type[0] && !err->transport)
 		snprintf(err->message, sizeof(err->message), "%s", strerror(-rc));
+	svc_describe_call(call, what, sizeof(what));
+	stat_op(s, what);
 	if (s->log) {
 		clock_gettime(CLOCK_MONOTONIC, &t1);
-		svc_describe_call(call, what, sizeof(what));
+		if (call->resource) {
+			size_t n = strlen(what);
+
+			snprintf(what + n, sizeof(what) - n, " %s",
+				 call->resource);
+		}
 		s->log(s->log_ctx, s->service, what, rc ? err->status : resp->status,
 		       err->attempts,
 		       (double)(t1.tv_sec - t0.tv_sec) * 1e3 +

@@ -56,6 +56,7 @@ struct svc_call {
 	const void *body;
 	size_t body_len;
 	int idempotent; /* 0: never retried once the request may have run */
+	const char *resource; /* for the log: the table, function...; NULL */
 };
 
 /* 0 for a 2xx (resp holds it), else -errno with *err filled (err may be
@@ -71,5 +72,8 @@ struct svc_stats {
 	uint64_t requests, retries, throttles, errors, bytes_out, bytes_in;
 };
 void svc_get_stats(struct svc *s, struct svc_stats *out);
+/* Requests made, by operation (what the -d log calls them). */
+typedef int (*svc_op_cb)(void *ctx, const char *op, uint64_t count);
+int svc_stats_ops(struct svc *s, svc_op_cb cb, void *ctx);
 
 #endif

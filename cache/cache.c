@@ -41,6 +41,13 @@ int cache_new(struct cache **out, struct ddb *ddb,
 	c->fmt = opts->fmt;
 	c->mount_time = opts->mount_time ? opts->mount_time : time(NULL);
 	c->segments = opts->scan_segments > 0 ? opts->scan_segments : 4;
+	c->max_bytes = (opts->cache_size_mb ? opts->cache_size_mb : 256)
+		       << 20;
+	c->wopts.delay_ms = opts->writeback_delay_ms;
+	c->wopts.workers = opts->writeback_workers;
+	c->wopts.dir = opts->cache_dir ? strdup(opts->cache_dir) : NULL;
+	c->wopts.version_attr = opts->version_attr
+					? strdup(opts->version_attr) : NULL;
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_mutex_init(&c->scratch_lock, NULL);
 	dbuf_init(&c->tables, DBUF_CAP_BODY);
@@ -51,6 +58,9 @@ int cache_new(struct cache **out, struct ddb *ddb,
 		rc = cmap_new(&c->dirs, cache_cdir_free);
 	if (!rc)
 		rc = cmap_new(&c->scratch, NULL);
+	if (!rc && ((opts->cache_dir && !c->wopts.dir) ||
+		    (opts->version_attr && !c->wopts.version_attr)))
+		rc = -ENOMEM;
 	if (rc) {
 		cache_free(c);
 		return rc;
@@ -63,6 +73,9 @@ void cache_free(struct cache *c)
 {
 	if (!c)
 		return;
+	wbc_stop(c, 0);
+	free((char *)c->wopts.dir);
+	free((char *)c->wopts.version_attr);
 	cache_scratch_free_all(c);
 	cmap_free(c->scratch);
 	/* Directories point at item records: free them first. */
@@ -76,6 +89,67 @@ void cache_free(struct cache *c)
 }
 
 /* ---- tables ---------------------------------------------------------- */
+
+void cache_set_log(struct cache *c, cache_log_fn fn, void *ctx)
+{
+	c->log = fn;
+	c->log_ctx = ctx;
+}
+
+int cache_start(struct cache *c, unsigned wait_ms, size_t *replayed,
+		struct dbuf *why)
+{
+	int rc;
+
+	*replayed = 0;
+	if (!c->wopts.dir)
+		return 0;
+	rc = wbc_start(c, &c->wopts, cache_note_replayed, c, replayed, why);
+	if (!rc && *replayed)
+		wbc_drain(c, wait_ms);
+	return rc;
+}
+
+void cache_stop(struct cache *c, unsigned wait_ms)
+{
+	wbc_stop(c, wait_ms);
+}
+
+int cache_item_sync(struct cache *c, const char *table, const json_t *key,
+		    unsigned wait_ms)
+{
+	struct cache_schema s;
+	int rc;
+
+	if (!c->wbc)
+		return 0;
+	rc = cache_table_schema(c, table, &s, NULL);
+	return rc ? rc : wbc_sync(c, table, &s, key, wait_ms);
+}
+
+void cache_stats(struct cache *c, struct dbuf *out)
+{
+	uint64_t hits, misses, lhits, lmisses, evictions;
+	size_t items, bytes;
+
+	pthread_mutex_lock(&c->lock);
+	hits = c->hits;
+	misses = c->misses;
+	lhits = c->list_hits;
+	lmisses = c->list_misses;
+	items = cmap_count(c->items);
+	bytes = c->bytes;
+	evictions = c->evictions;
+	pthread_mutex_unlock(&c->lock);
+	dbuf_addf(out, "cache_hits %llu\ncache_misses %llu\n"
+		  "listing_hits %llu\nlisting_misses %llu\n"
+		  "cached_keys %zu\ncached_bytes %zu\nevictions %llu\n",
+		  (unsigned long long)hits,
+		  (unsigned long long)misses, (unsigned long long)lhits,
+		  (unsigned long long)lmisses, items, bytes,
+		  (unsigned long long)evictions);
+	wbc_stats(c, out);
+}
 
 static int cache_collect_name(void *ctx, const char *name)
 {

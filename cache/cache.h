@@ -34,12 +34,41 @@ struct cache_opts {
 	enum ddbjson_format fmt;  /* how item files show items */
 	time_t mount_time;        /* mtime of items unchanged since; 0: now */
 	int scan_segments;        /* parallel Scan segments; 0: 4 */
+	size_t cache_size_mb;     /* memory for item contents; 0: 256 */
+	/* Write-back (cache_start): the journal's directory, NULL: every
+	 * write is sent before close returns (write-through). */
+	const char *cache_dir;
+	unsigned writeback_delay_ms; /* a write is sent within this */
+	int writeback_workers;       /* requests in flight; 0: 8 */
+	const char *version_attr;    /* conditions on it, else the image */
 };
+
+/* Lines for the person (conflicts, lost writes); error: 1 for errors. */
+typedef void (*cache_log_fn)(void *ctx, int error, const char *line);
 
 /* ddb is borrowed and must outlive the cache. */
 int cache_new(struct cache **out, struct ddb *ddb,
 	      const struct cache_opts *opts);
 void cache_free(struct cache *c);
+void cache_set_log(struct cache *c, cache_log_fn fn, void *ctx);
+
+/* Write-back on (when cache_dir was given): opens the journal, queues
+ * what a previous mount left in it (shown at once in listings and
+ * reads), starts sending, and waits up to wait_ms for it to land.
+ * *replayed: how many writes the journal held.  -EBUSY when another
+ * mount uses the directory. */
+int cache_start(struct cache *c, unsigned wait_ms, size_t *replayed,
+		struct dbuf *why);
+/* Unmount: sends what is queued, waiting up to wait_ms; what is left
+ * stays in the journal for the next mount. */
+void cache_stop(struct cache *c, unsigned wait_ms);
+/* fsync: waits (up to wait_ms) until the item's queued writes are in
+ * DynamoDB.  -ESTALE when one met a change made elsewhere, -EIO when one
+ * failed or is still queued. */
+int cache_item_sync(struct cache *c, const char *table, const json_t *key,
+		    unsigned wait_ms);
+/* Counters, one "name value" per line, for .dynfs/stats. */
+void cache_stats(struct cache *c, struct dbuf *out);
 
 /* ---- tables ---------------------------------------------------------- */
 

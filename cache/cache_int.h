@@ -31,6 +31,11 @@ struct citem {
 	uint64_t read_version;   /* version the last cache_item_read gave */
 	uint64_t at_ms;          /* when state was learned; 0: stale */
 	uint64_t seq;            /* cache seq of the last local write */
+	unsigned pending;        /* write-back ops not yet in DynamoDB */
+	json_t *local;           /* the image last written here */
+	struct citem *lru_prev, *lru_next; /* while item and text are held */
+	size_t cost;             /* bytes counted for them; 0: not held */
+	int err;                 /* a lost write's error, told once */
 	json_t *hint;            /* typed image kept after a write or delete */
 };
 
@@ -45,6 +50,15 @@ struct cdir {
 	int marker;           /* made by mkdir, not yet seen with items */
 	int exists;           /* partition probe result ... */
 	uint64_t exists_ms;   /* ... and when; 0: never */
+	unsigned misses;      /* lookups that missed since miss_ms */
+	uint64_t miss_ms;
+};
+
+struct wbc_opts {
+	const char *dir;          /* the journal's and conflicts' directory */
+	unsigned delay_ms;        /* a write is sent within this */
+	int workers;              /* requests in flight at most */
+	const char *version_attr; /* NULL: conditions on the whole image */
 };
 
 struct ctable {
@@ -70,6 +84,16 @@ struct cache {
 	struct cmap *dirs;    /* dir id -> struct cdir */
 	uint64_t seq;         /* counts local writes */
 	uint64_t version;     /* counts text versions */
+
+	struct wbc *wbc;      /* write-back queue; NULL: write-through */
+	struct wbc_opts wopts;
+	uint64_t hits, misses, list_hits, list_misses;
+	/* Item contents held, most recently used first (under lock). */
+	struct citem *lru_head, *lru_tail;
+	size_t bytes, max_bytes;
+	uint64_t evictions;
+	cache_log_fn log;
+	void *log_ctx;
 
 	/* Scratch files.  Lock order: a leaf; never held with lock. */
 	pthread_mutex_t scratch_lock;
@@ -103,5 +127,48 @@ int cache_scratch_snapshot(struct cache *c, const char *path,
 /* Unlink path if it still names s. */
 void cache_scratch_unlink_if(struct cache *c, const char *path,
 			     struct cache_scratch *s);
+
+/* Items equal as DynamoDB compares them (numbers by value, sets in any
+ * order); two NULLs are equal. */
+int cache_item_same(const json_t *a, const json_t *b);
+/* wbc_replay_fn of items.c: the records show a replayed write. */
+void cache_note_replayed(void *ctx, const char *table,
+			 const struct cache_schema *s, const json_t *key,
+			 const json_t *item, const char *dst_table,
+			 const struct cache_schema *ds, const json_t *dst_key);
+
+/* ---- the write-back queue (wbc.c) ---- */
+
+
+/* Told each replayed op before it is queued (item NULL: a delete; dst
+ * set: a move), so the records show it. */
+typedef void (*wbc_replay_fn)(void *ctx, const char *table,
+			      const struct cache_schema *s, const json_t *key,
+			      const json_t *item, const char *dst_table,
+			      const struct cache_schema *ds,
+			      const json_t *dst_key);
+
+int wbc_start(struct cache *c, const struct wbc_opts *opts,
+	      wbc_replay_fn note, void *ctx, size_t *replayed,
+	      struct dbuf *why);
+void wbc_stop(struct cache *c, unsigned timeout_ms);
+void wbc_free(struct wbc *w);
+/* base: the item the writer started from; NULL with base_known: a
+ * create; NULL without: unknown (the item must exist). */
+int wbc_put(struct cache *c, const char *table, const struct cache_schema *s,
+	    const json_t *key, json_t *item, const json_t *base, int base_known,
+	    struct dbuf *why);
+int wbc_delete(struct cache *c, const char *table,
+	       const struct cache_schema *s, const json_t *key,
+	       const json_t *base, struct dbuf *why);
+int wbc_move(struct cache *c, const char *src_table,
+	     const struct cache_schema *ss, const json_t *src_key,
+	     const json_t *src_base, const char *dst_table,
+	     const struct cache_schema *ds, const json_t *dst_key,
+	     json_t *moved, const json_t *dst_base, struct dbuf *why);
+int wbc_sync(struct cache *c, const char *table, const struct cache_schema *s,
+	     const json_t *key, unsigned timeout_ms);
+int wbc_drain(struct cache *c, unsigned timeout_ms);
+void wbc_stats(struct cache *c, struct dbuf *out);
 
 #endif

@@ -37,6 +37,7 @@ void cache_citem_free(void *p)
 	json_decref(r->key);
 	json_decref(r->item);
 	json_decref(r->hint);
+	json_decref(r->local);
 	free(r->text);
 	free(r);
 }
@@ -154,6 +155,69 @@ static struct citem *citem_get(struct cache *c, const struct dbuf *id,
 	return r;
 }
 
+/* ---- memory: item contents in LRU order, within cache_size ------------
+ *
+ * A record's key, size and mtime stay (listings and stat need them); its
+ * item and text are dropped when the cache is over its size, oldest use
+ * first, and read again on demand.  Records with writes queued are never
+ * dropped: they are the only copy DynamoDB does not have yet. */
+
+static void lru_unlink(struct cache *c, struct citem *r)
+{
+	if (!r->cost)
+		return;
+	if (r->lru_prev)
+		r->lru_prev->lru_next = r->lru_next;
+	else
+		c->lru_head = r->lru_next;
+	if (r->lru_next)
+		r->lru_next->lru_prev = r->lru_prev;
+	else
+		c->lru_tail = r->lru_prev;
+	r->lru_prev = r->lru_next = NULL;
+	c->bytes -= r->cost;
+	r->cost = 0;
+}
+
+static void lru_push(struct cache *c, struct citem *r)
+{
+	lru_unlink(c, r);
+	/* The text, and jansson's tree of the same item (about three times
+	 * the text in small allocations). */
+	r->cost = r->text_len * 4 + 256;
+	r->lru_next = c->lru_head;
+	if (c->lru_head)
+		c->lru_head->lru_prev = r;
+	else
+		c->lru_tail = r;
+	c->lru_head = r;
+	c->bytes += r->cost;
+}
+
+static void lru_touch(struct cache *c, struct citem *r)
+{
+	if (r->cost && c->lru_head != r)
+		lru_push(c, r);
+}
+
+static void lru_evict(struct cache *c)
+{
+	struct citem *r, *prev;
+
+	for (r = c->lru_tail; r && c->bytes > c->max_bytes; r = prev) {
+		prev = r->lru_prev;
+		if (r->pending)
+			continue;
+		lru_unlink(c, r);
+		json_decref(r->item);
+		free(r->text);
+		r->item = NULL;
+		r->text = NULL;
+		r->at_ms = 0; /* read again when wanted */
+		c->evictions++;
+	}
+}
+
 /* The text is what matters for mtime: a new hash is a change, seen now.
  * An item first seen unchanged since the mount keeps the mount time. */
 static void citem_set_present(struct cache *c, struct citem *r,
@@ -179,12 +243,17 @@ static void citem_set_present(struct cache *c, struct citem *r,
 	rd->len = 0;
 	r->state = CI_PRESENT;
 	r->at_ms = at_ms;
+	lru_push(c, r);
+	if (c->bytes > c->max_bytes)
+		lru_evict(c);
 }
 
 static void hint_add(struct citem *r, const json_t *item);
 
-static void citem_set_absent(struct citem *r, uint64_t at_ms)
+static void citem_set_absent(struct cache *c, struct citem *r,
+			     uint64_t at_ms)
 {
+	lru_unlink(c, r);
 	if (r->item) {
 		hint_add(r, r->item);
 		json_decref(r->item);
@@ -341,28 +410,16 @@ out:
 
 /* ---- listings ---------------------------------------------------------- */
 
-struct collect {
-	json_t *items;
-};
-
-static int collect_page(void *ctx, json_t *items)
-{
-	struct collect *col = ctx;
-
-	return json_array_extend(col->items, items) ? -ENOMEM : 0;
-}
-
 static json_t *names_k(const char *attr)
 {
 	return json_pack("{s:s}", "#k", attr);
 }
 
-/* Scan or Query that reads every item of a directory. */
+/* Scan or Query that reads every item of a directory, page by page. */
 static int fetch_items(struct cache *c, const char *table,
 		       const struct cache_schema *s, const json_t *pvalue,
-		       json_t *items, struct aws_err *err)
+		       ddb_page_cb cb, void *ctx, struct aws_err *err)
 {
-	struct collect col = { items };
 	json_t *req;
 	int rc;
 
@@ -378,11 +435,68 @@ static int fetch_items(struct cache *c, const char *table,
 	if (!req)
 		return -ENOMEM;
 	if (pvalue)
-		rc = ddb_query(c->ddb, req, collect_page, &col, err);
+		rc = ddb_query(c->ddb, req, cb, ctx, err);
 	else
-		rc = ddb_scan(c->ddb, req, c->segments, collect_page, &col,
-			      err);
+		rc = ddb_scan(c->ddb, req, c->segments, cb, ctx, err);
 	json_decref(req);
+	return rc;
+}
+
+/* A listing in progress: each page is applied to the records as it
+ * arrives, so a table larger than the cache streams through it. */
+struct lister {
+	struct cache *c;
+	const char *table;
+	const struct cache_schema *s;
+	struct cmap *members; /* id -> struct citem *, the new listing */
+	uint64_t seq0;
+	struct dbuf rdbuf, id;
+};
+
+static int list_page(void *ctx, json_t *items)
+{
+	struct lister *l = ctx;
+	struct cache *c = l->c;
+	struct rendered *rds;
+	struct citem *r;
+	uint64_t now;
+	size_t i, n;
+	int rc = 0;
+
+	dbuf_reset(&l->rdbuf);
+	/* Rendering is the costly part; it needs no lock. */
+	for (i = 0; i < json_array_size(items) && !rc; i++) {
+		struct rendered rd;
+
+		rc = render_take(c, json_incref(json_array_get(items, i)), &rd);
+		if (!rc)
+			rc = dbuf_add(&l->rdbuf, &rd, sizeof(rd));
+		if (rc && rd.item)
+			rendered_free(&rd);
+	}
+	rds = (struct rendered *)l->rdbuf.ptr;
+	n = dbuf_len(&l->rdbuf) / sizeof(struct rendered);
+	now = cache_now_ms();
+	pthread_mutex_lock(&c->lock);
+	for (i = 0; !rc && i < n; i++) {
+		json_t *key = key_of(l->s, rds[i].item);
+
+		dbuf_reset(&l->id);
+		if (!key || cache_item_id(l->table, l->s, key, &l->id) ||
+		    !(r = citem_get(c, &l->id, key, 1))) {
+			json_decref(key);
+			continue;
+		}
+		json_decref(key);
+		if (r->seq <= l->seq0 && !r->pending)
+			citem_set_present(c, r, &rds[i], now, 0);
+		if (r->state == CI_PRESENT)
+			rc = cmap_put(l->members, l->id.ptr, dbuf_len(&l->id),
+				      r);
+	}
+	pthread_mutex_unlock(&c->lock);
+	for (i = 0; i < n; i++)
+		rendered_free(&rds[i]);
 	return rc;
 }
 
@@ -391,88 +505,54 @@ static int list_items(struct cache *c, const char *table,
 		      const struct cache_schema *s, const json_t *pvalue,
 		      struct dbuf *out, struct aws_err *err)
 {
-	json_t *items = json_array();
-	struct rendered *rds = NULL;
-	struct dbuf rdbuf, id;
-	struct cmap *members = NULL;
+	struct lister l;
 	struct cmap_iter it = { 0, NULL };
 	struct citem *r;
 	struct cdir *d;
 	struct centry e;
-	uint64_t seq0, now;
-	size_t i, n = 0;
+	uint64_t now;
 	int rc;
 
-	dbuf_init(&rdbuf, DBUF_CAP_BODY * 4);
-	dbuf_init(&id, DBUF_CAP_SMALL);
-	if (!items)
-		return -ENOMEM;
+	memset(&l, 0, sizeof(l));
+	l.c = c;
+	l.table = table;
+	l.s = s;
+	dbuf_init(&l.rdbuf, DBUF_CAP_BODY * 4);
+	dbuf_init(&l.id, DBUF_CAP_SMALL);
+	rc = cmap_new(&l.members, NULL);
+	if (rc)
+		goto out;
 	pthread_mutex_lock(&c->lock);
-	seq0 = c->seq;
+	l.seq0 = c->seq;
 	pthread_mutex_unlock(&c->lock);
-	rc = fetch_items(c, table, s, pvalue, items, err);
-	if (rc)
-		goto out;
-	/* Rendering is the costly part; it needs no lock. */
-	n = json_array_size(items);
-	for (i = 0; i < n && !rc; i++) {
-		struct rendered rd;
-
-		rc = render_take(c, json_incref(json_array_get(items, i)), &rd);
-		if (!rc)
-			rc = dbuf_add(&rdbuf, &rd, sizeof(rd));
-		if (rc && rd.item)
-			rendered_free(&rd);
-	}
-	rds = (struct rendered *)rdbuf.ptr;
-	n = dbuf_len(&rdbuf) / sizeof(struct rendered);
-	if (rc)
-		goto out;
-	rc = cmap_new(&members, NULL);
+	rc = fetch_items(c, table, s, pvalue, list_page, &l, err);
 	if (rc)
 		goto out;
 
 	now = cache_now_ms();
 	pthread_mutex_lock(&c->lock);
 	d = cdir_get(c, table, pvalue, 0, 1);
-	for (i = 0; d && i < n; i++) {
-		json_t *key = key_of(s, rds[i].item);
-
-		dbuf_reset(&id);
-		if (!key || cache_item_id(table, s, key, &id) ||
-		    !(r = citem_get(c, &id, key, 1))) {
-			json_decref(key);
-			continue;
-		}
-		json_decref(key);
-		if (r->seq <= seq0)
-			citem_set_present(c, r, &rds[i], now, 0);
-		if (r->state == CI_PRESENT)
-			cmap_put(members, id.ptr, dbuf_len(&id), r);
-	}
 	/* Members that are gone were deleted, unless written here since
 	 * the listing started. */
 	while (d && cmap_next(d->members, &it, NULL, NULL, (void **)&r)) {
-		if (r->seq > seq0) {
-			if (r->state == CI_PRESENT) {
-				dbuf_reset(&id);
-				if (!cache_item_id(table, s, r->key, &id))
-					cmap_put(members, id.ptr, dbuf_len(&id),
-						 r);
-			}
+		dbuf_reset(&l.id);
+		if (cache_item_id(table, s, r->key, &l.id))
+			continue;
+		if (r->seq > l.seq0 || r->pending) {
+			if (r->state == CI_PRESENT)
+				cmap_put(l.members, l.id.ptr, dbuf_len(&l.id),
+					 r);
 			continue;
 		}
-		dbuf_reset(&id);
-		if (!cache_item_id(table, s, r->key, &id) &&
-		    !cmap_get(members, id.ptr, dbuf_len(&id)))
-			citem_set_absent(r, now);
+		if (!cmap_get(l.members, l.id.ptr, dbuf_len(&l.id)))
+			citem_set_absent(c, r, now);
 	}
 	if (d) {
 		cmap_free(d->members);
-		d->members = members;
-		members = NULL;
+		d->members = l.members;
+		l.members = NULL;
 		d->listed_ms = now;
-		d->listed_seq = seq0;
+		d->listed_seq = l.seq0;
 		if (pvalue && cmap_count(d->members)) {
 			d->marker = 0;
 			d->exists = 1;
@@ -495,12 +575,9 @@ static int list_items(struct cache *c, const char *table,
 		rc = -ENOMEM;
 	pthread_mutex_unlock(&c->lock);
 out:
-	for (i = 0; i < n; i++)
-		rendered_free(&rds[i]);
-	cmap_free(members);
-	dbuf_free(&rdbuf);
-	dbuf_free(&id);
-	json_decref(items);
+	cmap_free(l.members);
+	dbuf_free(&l.rdbuf);
+	dbuf_free(&l.id);
 	return rc;
 }
 
@@ -705,6 +782,12 @@ int cache_list(struct cache *c, const char *table, const json_t *pvalue,
 		rc = list_parts(c, table, &s, &arr, err);
 	} else {
 		rc = cached_items(c, table, &s, pvalue, &arr);
+		pthread_mutex_lock(&c->lock);
+		if (rc == 1)
+			c->list_misses++;
+		else
+			c->list_hits++;
+		pthread_mutex_unlock(&c->lock);
 		if (rc == 1)
 			rc = list_items(c, table, &s, pvalue, &arr, err);
 	}
@@ -726,11 +809,14 @@ struct answer {
 	int *same;
 };
 
-static int answer_from(struct citem *r, struct answer *a)
+static int answer_from(struct cache *c, struct citem *r, struct answer *a)
 {
 	struct cache_stat st;
 	int rc = 0;
 
+	if (!r->text && (a->text || a->item_out))
+		return -EIO; /* dropped, and DynamoDB out of reach */
+	lru_touch(c, r);
 	citem_stat(r, &st);
 	if (a->st)
 		*a->st = st;
@@ -745,6 +831,26 @@ static int answer_from(struct citem *r, struct answer *a)
 	return rc;
 }
 
+/* Lookups that miss in a directory without a fresh listing: after a few
+ * within one cache_ttl, the directory is listed instead (under c->lock). */
+#define CACHE_MISSES_BEFORE_LIST 4
+
+static int list_instead(struct cache *c, struct cdir *d, uint64_t now)
+{
+	if (!cache_fresh(c, d->miss_ms, now)) {
+		d->miss_ms = now;
+		d->misses = 0;
+	}
+	return ++d->misses > CACHE_MISSES_BEFORE_LIST;
+}
+
+/* Failures that mean "DynamoDB cannot be reached now". */
+static int stale_ok(int rc)
+{
+	return rc == -ETIMEDOUT || rc == -ECONNREFUSED || rc == -ECONNRESET ||
+	       rc == -EHOSTUNREACH || rc == -EAGAIN || rc == -EIO;
+}
+
 static int item_lookup(struct cache *c, const char *table, const json_t *key,
 		       struct answer *a, struct aws_err *err)
 {
@@ -755,7 +861,7 @@ static int item_lookup(struct cache *c, const char *table, const json_t *key,
 	struct cdir *d;
 	json_t *item = NULL;
 	uint64_t seq0, now;
-	int rc;
+	int rc, listed = 0;
 
 	err_clear(err);
 	memset(&rd, 0, sizeof(rd));
@@ -768,26 +874,67 @@ static int item_lookup(struct cache *c, const char *table, const json_t *key,
 	rc = cache_item_id(table, &s, key, &id);
 	if (rc)
 		goto out;
+again:
 	now = cache_now_ms();
 	pthread_mutex_lock(&c->lock);
 	r = citem_get(c, &id, key, 0);
-	if (r && r->state != CI_UNKNOWN && cache_fresh(c, r->at_ms, now)) {
-		rc = r->state == CI_PRESENT ? answer_from(r, a) : -ENOENT;
+	if (r && r->err) {
+		/* A write-back of this key was lost (a conflict): the next
+		 * access says so, once. */
+		rc = r->err;
+		r->err = 0;
 		pthread_mutex_unlock(&c->lock);
 		goto out;
 	}
-	d = cdir_of_item(c, table, &s, key, 0);
+	if (r && r->state != CI_UNKNOWN &&
+	    (cache_fresh(c, r->at_ms, now) || r->pending)) {
+		c->hits++;
+		rc = r->state == CI_PRESENT ? answer_from(c, r, a) : -ENOENT;
+		pthread_mutex_unlock(&c->lock);
+		goto out;
+	}
+	d = cdir_of_item(c, table, &s, key, !listed);
 	if (d && cache_fresh(c, d->listed_ms, now) &&
 	    !cmap_get(d->members, id.ptr, dbuf_len(&id))) {
 		/* A fresh listing says it is not there. */
+		c->hits++;
 		pthread_mutex_unlock(&c->lock);
 		rc = -ENOENT;
 		goto out;
 	}
+	if (d && !listed && list_instead(c, d, now)) {
+		/* Many lookups in one directory (cp into it, cat of many
+		 * files): one listing answers them all, absent names too. */
+		struct dbuf arr;
+
+		pthread_mutex_unlock(&c->lock);
+		dbuf_init(&arr, DBUF_CAP_BODY * 4);
+		rc = list_items(c, table, &s,
+				s.has_sk ? json_object_get(key, s.pk.name)
+					 : NULL, &arr, err);
+		centries_free(&arr);
+		if (rc)
+			goto out;
+		listed = 1;
+		goto again;
+	}
 	seq0 = c->seq;
+	c->misses++;
 	pthread_mutex_unlock(&c->lock);
 
 	rc = ddb_get_item(c->ddb, table, (json_t *)key, 1, &item, err);
+	if (rc && rc != -ENOENT && stale_ok(rc)) {
+		/* DynamoDB out of reach: what was read before still
+		 * serves, as a disconnected NFS client would. */
+		pthread_mutex_lock(&c->lock);
+		r = citem_get(c, &id, key, 0);
+		if (r && r->state == CI_PRESENT)
+			rc = answer_from(c, r, a);
+		else if (r && r->state == CI_ABSENT)
+			rc = -ENOENT;
+		pthread_mutex_unlock(&c->lock);
+		goto out;
+	}
 	if (rc && rc != -ENOENT)
 		goto out;
 	if (!rc) {
@@ -799,14 +946,14 @@ static int item_lookup(struct cache *c, const char *table, const json_t *key,
 	now = cache_now_ms();
 	pthread_mutex_lock(&c->lock);
 	r = citem_get(c, &id, key, 1);
-	if (r && r->seq <= seq0) {
+	if (r && r->seq <= seq0 && !r->pending) {
 		if (rd.item)
 			citem_set_present(c, r, &rd, now, 0);
 		else
-			citem_set_absent(r, now);
+			citem_set_absent(c, r, now);
 	}
 	if (r && r->state == CI_PRESENT)
-		rc = answer_from(r, a);
+		rc = answer_from(c, r, a);
 	else if (r && r->state == CI_ABSENT)
 		rc = -ENOENT;
 	else
@@ -1024,10 +1171,12 @@ static void note_written(struct cache *c, const char *table,
 		 * text, which may write a number differently. */
 		citem_set_present(c, r, &rd, 0, 1);
 	} else {
-		citem_set_absent(r, 0);
+		citem_set_absent(c, r, 0);
 		r->state = CI_UNKNOWN;
 	}
 	hint_add(r, item);
+	json_decref(r->local);
+	r->local = json_incref(item);
 	/* The kernel's pages hold what the writer wrote, which may not be
 	 * this text: the next open must not keep them. */
 	r->read_version = 0;
@@ -1053,7 +1202,7 @@ static void note_deleted(struct cache *c, const char *table,
 	if (!r)
 		goto out;
 	r->seq = ++c->seq;
-	citem_set_absent(r, cache_now_ms());
+	citem_set_absent(c, r, cache_now_ms());
 	if (item)
 		hint_add(r, item);
 	dirs_note(c, table, s, key, &id, r, 0);
@@ -1062,12 +1211,68 @@ out:
 	dbuf_free(&id);
 }
 
+/* What a save is conditional on: the item as dynfs last read or wrote
+ * it, unless the writer read an older image that a change from elsewhere
+ * has replaced since (then the writer's, so the flush finds the
+ * conflict).  New reference or NULL; *known: 0 when nothing is known. */
+static json_t *save_base(struct cache *c, const char *table,
+			 const struct cache_schema *s, const json_t *key,
+			 const json_t *hint, unsigned flags, int *known)
+{
+	struct dbuf id;
+	struct citem *r;
+	json_t *base = NULL;
+
+	*known = 1;
+	if (flags & CACHE_SAVE_EXCL)
+		return NULL;
+	dbuf_init(&id, DBUF_CAP_SMALL);
+	pthread_mutex_lock(&c->lock);
+	r = cache_item_id(table, s, key, &id) ? NULL : citem_get(c, &id, key, 0);
+	if (r && r->state == CI_PRESENT && r->item) {
+		base = r->item;
+		if (hint && !cache_item_same(hint, base) &&
+		    !(r->local && cache_item_same(base, r->local)))
+			base = (json_t *)hint;
+	} else if (r && r->state == CI_ABSENT) {
+		base = (r->local || !hint) ? NULL : (json_t *)hint;
+	} else if (r && r->state == CI_PRESENT) {
+		base = (json_t *)hint; /* dropped from memory: must exist */
+		*known = hint != NULL;
+	} else {
+		/* Never read: a file this writer created (lookup said no
+		 * such item) is a create; anything else must exist. */
+		struct cdir *d = cdir_of_item(c, table, s, key, 0);
+
+		base = (json_t *)hint;
+		*known = hint != NULL || (flags & CACHE_SAVE_NEW) ||
+			 (d && cache_fresh(c, d->listed_ms, cache_now_ms()) &&
+			  !cmap_get(d->members, id.ptr, dbuf_len(&id)));
+	}
+	json_incref(base);
+	pthread_mutex_unlock(&c->lock);
+	dbuf_free(&id);
+	return base;
+}
+
 static int item_put(struct cache *c, const char *table,
 		    const struct cache_schema *s, const json_t *key,
-		    json_t *item, unsigned flags, struct aws_err *err)
+		    json_t *item, const json_t *hint, unsigned flags,
+		    struct aws_err *err)
 {
 	struct ddb_cond cond = { NULL, NULL, NULL };
 	int rc;
+
+	if (c->wbc) {
+		int known;
+		json_t *base = save_base(c, table, s, key, hint, flags, &known);
+
+		rc = wbc_put(c, table, s, key, item, base, known, NULL);
+		json_decref(base);
+		if (!rc)
+			note_written(c, table, s, key, item);
+		return rc;
+	}
 
 	if (flags & CACHE_SAVE_EXCL) {
 		cond.expr = "attribute_not_exists(#k)";
@@ -1154,7 +1359,7 @@ int cache_item_save(struct cache *c, const char *table, const json_t *key,
 	rc = item_from_text(c, table, &s, key, text, len, hint, flags, &item,
 			    why);
 	if (!rc)
-		rc = item_put(c, table, &s, key, item, flags, err);
+		rc = item_put(c, table, &s, key, item, hint, flags, err);
 	json_decref(item);
 	return rc;
 }
@@ -1166,6 +1371,18 @@ static int item_delete(struct cache *c, const char *table,
 	struct ddb_cond cond = { "attribute_exists(#k)", NULL, NULL };
 	int rc;
 
+	if (c->wbc) {
+		int known;
+		json_t *base = old ? json_incref(old)
+				   : save_base(c, table, s, key, NULL, 0,
+					       &known);
+
+		rc = wbc_delete(c, table, s, key, base, NULL);
+		if (!rc)
+			note_deleted(c, table, s, key, base);
+		json_decref(base);
+		return rc;
+	}
 	/* Deleting what is not there is no success for rm. */
 	cond.names = cond_names(s->pk.name);
 	if (!cond.names)
@@ -1195,6 +1412,18 @@ int cache_item_delete(struct cache *c, const char *table, const json_t *key,
 	if (!rc)
 		rc = item_delete(c, table, &s, key, NULL, err);
 	return rc;
+}
+
+/* The item as it is now: with write-back, as this mount shows it (its
+ * queued writes included); without, as DynamoDB has it. */
+static int current_item(struct cache *c, const char *table,
+			const json_t *key, json_t **item, struct aws_err *err)
+{
+	struct answer a = { NULL, NULL, item, NULL };
+
+	if (!c->wbc)
+		return ddb_get_item(c->ddb, table, (json_t *)key, 1, item, err);
+	return item_lookup(c, table, key, &a, err);
 }
 
 static int keyattr_same(const struct cache_keyattr *a,
@@ -1234,7 +1463,7 @@ int cache_item_move(struct cache *c, const char *src_table,
 	if (dbuf_len(&sid) == dbuf_len(&did) &&
 	    !memcmp(sid.ptr, did.ptr, dbuf_len(&sid)))
 		goto out; /* rename onto itself */
-	rc = ddb_get_item(c->ddb, src_table, (json_t *)src_key, 1, &item, err);
+	rc = current_item(c, src_table, src_key, &item, err);
 	if (rc)
 		goto out;
 	moved = json_deep_copy(item);
@@ -1244,6 +1473,20 @@ int cache_item_move(struct cache *c, const char *src_table,
 	     json_object_set(moved, ds.sk.name,
 			     json_object_get(dst_key, ds.sk.name)))) {
 		rc = -ENOMEM;
+		goto out;
+	}
+	if (c->wbc) {
+		int known;
+		json_t *dbase = save_base(c, dst_table, &ds, dst_key, NULL,
+					  flags, &known);
+
+		rc = wbc_move(c, src_table, &ss, src_key, item, dst_table, &ds,
+			      dst_key, moved, dbase, NULL);
+		json_decref(dbase);
+		if (rc)
+			goto out;
+		note_deleted(c, src_table, &ss, src_key, item);
+		note_written(c, dst_table, &ds, dst_key, moved);
 		goto out;
 	}
 	txn = json_array();
@@ -1481,7 +1724,7 @@ int cache_scratch_save(struct cache *c, const char *path, const char *table,
 	rc = item_from_text(c, table, &s, key, dbuf_str(&text),
 			    dbuf_len(&text), h, flags, &item, why);
 	if (!rc)
-		rc = item_put(c, table, &s, key, item, flags, err);
+		rc = item_put(c, table, &s, key, item, NULL, flags, err);
 	if (!rc)
 		cache_scratch_unlink_if(c, path, ref);
 out:
@@ -1510,7 +1753,7 @@ int cache_item_to_scratch(struct cache *c, const char *table,
 	if (rc)
 		return rc;
 	/* The text as it is now, not as last listed. */
-	rc = ddb_get_item(c->ddb, table, (json_t *)key, 1, &item, err);
+	rc = current_item(c, table, key, &item, err);
 	if (rc)
 		return rc;
 	rc = render_take(c, json_incref(item), &rd);
@@ -1529,4 +1772,21 @@ out:
 	rendered_free(&rd);
 	json_decref(item);
 	return rc;
+}
+
+void cache_note_replayed(void *ctx, const char *table,
+			 const struct cache_schema *s, const json_t *key,
+			 const json_t *item, const char *dst_table,
+			 const struct cache_schema *ds, const json_t *dst_key)
+{
+	struct cache *c = ctx;
+
+	if (dst_table) {
+		note_deleted(c, table, s, key, NULL);
+		note_written(c, dst_table, ds, dst_key, (json_t *)item);
+	} else if (item) {
+		note_written(c, table, s, key, (json_t *)item);
+	} else {
+		note_deleted(c, table, s, key, NULL);
+	}
 }

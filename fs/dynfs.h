@@ -17,6 +17,7 @@
 #include "backend/http.h"
 #include "backend/svc.h"
 #include "cache/cache.h"
+#include "fs/apifs.h"
 
 struct dynfs_opts {
 	char *region;
@@ -25,6 +26,11 @@ struct dynfs_opts {
 	char *json;         /* "plain" (default) or "dynamodb" */
 	unsigned cache_ttl; /* seconds */
 	int ro;             /* -o ro, also passed on to libfuse */
+	char *cache_dir;    /* the write-back journal's directory */
+	unsigned writeback_delay; /* ms */
+	int scan_segments;
+	unsigned cache_size;      /* MB */
+	char *version_attr;
 };
 
 struct dynfs_file;
@@ -33,6 +39,7 @@ struct dynfs {
 	struct dynfs_opts opts;
 	const char *region;    /* resolved; points into opts or cfg */
 	char *ddb_endpoint;    /* resolved */
+	char *cache_dir;       /* resolved */
 	enum ddbjson_format fmt;
 	uid_t uid;             /* owner shown for every file */
 	gid_t gid;
@@ -44,6 +51,8 @@ struct dynfs {
 	struct svc *ddb_svc;
 	struct ddb *ddb;
 	struct cache *cache;
+	struct apifs_opts *apifs_opts;
+	struct apifs *apifs;   /* apis/ and functions/ */
 
 	/* Open item files, for stat of a file being written and for saving
 	 * what is left at unmount.  Lock order: files_lock, then a file's

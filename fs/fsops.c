@@ -22,9 +22,14 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
+#include "fs/apifs.h"
 #include "fs/keyname.h"
 #include "fs/log.h"
 #include "fs/path.h"
+
+/* fsync waits this long for DynamoDB before saying EIO (the write stays
+ * queued); unmount as long for the queue to drain. */
+#define DYNFS_SYNC_WAIT_MS 30000
 
 #ifndef RENAME_NOREPLACE
 #define RENAME_NOREPLACE (1 << 0)
@@ -40,6 +45,8 @@ enum node_kind {
 	NODE_PART,
 	NODE_ITEM,
 	NODE_SCRATCH,
+	NODE_API, /* a handle of apifs (apis/, functions/), wrapped */
+	NODE_CTL, /* .dynfs/stats: text made at open */
 };
 
 /* What a path is about to be used for: names that are no key are ENOENT
@@ -81,6 +88,9 @@ struct dynfs_file {
 	int detached;         /* unlinked or replaced: never saved */
 	int registered;       /* in fs->files (under fs->files_lock) */
 	unsigned refs;        /* under fs->files_lock: the opener's + */
+	uint64_t api_fh;      /* NODE_API: apifs's own fi->fh */
+	char *ctl_text;       /* NODE_CTL */
+	size_t ctl_len;
 };
 
 static struct dynfs *dynfs_get(void)
@@ -311,6 +321,7 @@ static void file_free(struct dynfs_file *f)
 	if (!f)
 		return;
 	cache_scratch_put(f->buf);
+	free(f->ctl_text);
 	json_decref(f->key);
 	json_decref(f->orig);
 	free(f->table);
@@ -716,6 +727,7 @@ static void dynfs_destroy(void *private_data)
 		 * gone, no release will come. */
 		file_free(f);
 	}
+	cache_stop(fs->cache, DYNFS_SYNC_WAIT_MS);
 }
 
 static int dynfs_getattr(const char *path, struct stat *st,
@@ -778,6 +790,10 @@ static int dynfs_getattr(const char *path, struct stat *st,
 		rc = cache_scratch_stat(fs->cache, path, &ss);
 		if (!rc)
 			stat_scratch(fs, st, &ss);
+		break;
+	case NODE_API:
+	case NODE_CTL:
+		rc = -ENOENT; /* node_resolve never gives one */
 		break;
 	}
 	node_free(&n);
@@ -907,6 +923,10 @@ static int dynfs_readdir(const char *dpath, void *buf, fuse_fill_dir_t filler,
 	switch (n.kind) {
 	case NODE_ROOT:
 		fill_name(&f, "tables");
+		if (fs->apifs) {
+			fill_name(&f, "apis");
+			fill_name(&f, "functions");
+		}
 		break;
 	case NODE_TABLES:
 		rc = cache_tables(fs->cache, fill_name, &f, &err);
@@ -1190,11 +1210,38 @@ static int dynfs_flush(const char *path, struct fuse_file_info *fi)
 static int dynfs_fsync(const char *path, int datasync,
 		       struct fuse_file_info *fi)
 {
+	struct dynfs *fs = dynfs_get();
 	struct dynfs_file *f = file_of(fi);
+	char *table = NULL;
+	json_t *key = NULL;
+	int rc;
 
 	(void)path;
 	(void)datasync;
-	return f ? file_save(dynfs_get(), f, "fsync") : 0;
+	if (!f)
+		return 0;
+	rc = file_save(fs, f, "fsync");
+	if (rc || f->kind != NODE_ITEM)
+		return rc;
+	/* Written back means in the journal; fsync means in DynamoDB. */
+	pthread_mutex_lock(&f->lock);
+	if (!f->detached && f->table) {
+		table = strdup(f->table);
+		key = json_incref(f->key);
+	}
+	pthread_mutex_unlock(&f->lock);
+	if (table && key)
+		rc = cache_item_sync(fs->cache, table, key, DYNFS_SYNC_WAIT_MS);
+	if (rc)
+		log_msg(LOG_LVL_ERROR, "fsync %s: %s", f->path ? f->path : "?",
+			rc == -ESTALE ? "the item was changed elsewhere; your "
+					"version is kept (see the log line "
+					"before)"
+				      : "the item is not in DynamoDB yet; it "
+					"stays queued");
+	free(table);
+	json_decref(key);
+	return rc;
 }
 
 static int dynfs_release(const char *path, struct fuse_file_info *fi)
@@ -1577,27 +1624,476 @@ static int dynfs_statfs(const char *path, struct statvfs *st)
 	return 0;
 }
 
+/* ---- .dynfs/stats ----------------------------------------------------------
+ *
+ * A read-only file whose text is the counters at open: requests by
+ * operation, retries, throttles, cache hits and misses, pending writes,
+ * bytes.  One "name value" per line, for grep and awk. */
+
+#define CTL_DIR "/.dynfs"
+#define CTL_STATS "/.dynfs/stats"
+
+static int ctl_path(const char *path)
+{
+	return path && (!strcmp(path, CTL_DIR) || !strcmp(path, CTL_STATS));
+}
+
+static int stats_op(void *ctx, const char *op, uint64_t n)
+{
+	return dbuf_addf(ctx, "requests_%s %llu\n", op, (unsigned long long)n);
+}
+
+static int stats_text(struct dynfs *fs, struct dbuf *out)
+{
+	struct svc_stats st;
+
+	svc_get_stats(fs->ddb_svc, &st);
+	dbuf_addf(out, "requests %llu\nretries %llu\nthrottles %llu\n"
+		  "errors %llu\nbytes_out %llu\nbytes_in %llu\n",
+		  (unsigned long long)st.requests,
+		  (unsigned long long)st.retries,
+		  (unsigned long long)st.throttles,
+		  (unsigned long long)st.errors,
+		  (unsigned long long)st.bytes_out,
+		  (unsigned long long)st.bytes_in);
+	svc_stats_ops(fs->ddb_svc, stats_op, out);
+	cache_stats(fs->cache, out);
+	return dbuf_len(out) ? 0 : -ENOMEM;
+}
+
+static int ctl_getattr(struct dynfs *fs, const char *path, struct stat *st)
+{
+	if (!strcmp(path, CTL_DIR)) {
+		stat_dir(fs, st);
+		return 0;
+	}
+	stat_file(fs, st, 0, time(NULL));
+	st->st_mode = S_IFREG | 0444;
+	return 0;
+}
+
+static int ctl_open(struct dynfs *fs, const char *path,
+		    struct fuse_file_info *fi)
+{
+	struct dynfs_file *f;
+	struct dbuf text;
+	int rc;
+
+	if (!strcmp(path, CTL_DIR))
+		return -EISDIR;
+	if ((fi->flags & O_ACCMODE) != O_RDONLY)
+		return -EACCES;
+	f = file_new(NODE_CTL, path);
+	if (!f)
+		return -ENOMEM;
+	dbuf_init(&text, DBUF_CAP_BODY);
+	rc = stats_text(fs, &text);
+	f->ctl_text = rc ? NULL : dbuf_take(&text, &f->ctl_len);
+	dbuf_free(&text);
+	if (!f->ctl_text) {
+		file_free(f);
+		return -ENOMEM;
+	}
+	/* The size is known only once the text is made. */
+	fi->direct_io = 1;
+	fi->fh = (uintptr_t)f;
+	return 0;
+}
+
+static int ctl_read(struct dynfs_file *f, char *buf, size_t size, off_t off)
+{
+	if (off < 0 || (size_t)off >= f->ctl_len)
+		return 0;
+	if (size > f->ctl_len - (size_t)off)
+		size = f->ctl_len - (size_t)off;
+	memcpy(buf, f->ctl_text + off, size);
+	return (int)size;
+}
+
+/* ---- apis/ and functions/: handed to apifs --------------------------------
+ *
+ * Every operation first asks whether apifs owns the path or the handle.
+ * An apifs handle is wrapped in a NODE_API file so that handles of both
+ * kinds share fi->fh; apifs sees its own value there during its call. */
+
+static struct apifs *api_path(struct dynfs *fs, const char *path)
+{
+	return fs->apifs && path && apifs_owns(path) ? fs->apifs : NULL;
+}
+
+static struct dynfs_file *api_file(struct fuse_file_info *fi)
+{
+	struct dynfs_file *f = file_of(fi);
+
+	return f && f->kind == NODE_API ? f : NULL;
+}
+
+static void api_fi_in(const struct fuse_file_info *fi,
+		      const struct dynfs_file *f, struct fuse_file_info *tmp)
+{
+	*tmp = *fi;
+	tmp->fh = f->api_fh;
+}
+
+/* What apifs set (direct_io, nonseekable, its handle) goes back to the
+ * kernel's fi, under the wrapper's handle. */
+static void api_fi_out(struct fuse_file_info *fi, struct dynfs_file *f,
+		       const struct fuse_file_info *tmp)
+{
+	f->api_fh = tmp->fh;
+	*fi = *tmp;
+	fi->fh = (uintptr_t)f;
+}
+
+static int top_getattr(const char *path, struct stat *st,
+		       struct fuse_file_info *fi)
+{
+	struct dynfs *fs = dynfs_get();
+	struct dynfs_file *f = api_file(fi);
+	struct fuse_file_info tmp;
+
+	if (f && f->api_fh) {
+		api_fi_in(fi, f, &tmp);
+		return apifs_getattr(fs->apifs, f->path, st, &tmp);
+	}
+	if (f)
+		return apifs_getattr(fs->apifs, f->path, st, NULL);
+	if (api_path(fs, path))
+		return apifs_getattr(fs->apifs, path, st, NULL);
+	if (file_of(fi) && file_of(fi)->kind == NODE_CTL)
+		return ctl_getattr(fs, file_of(fi)->path, st);
+	if (ctl_path(path))
+		return ctl_getattr(fs, path, st);
+	return dynfs_getattr(path, st, fi);
+}
+
+static int top_opendir(const char *path, struct fuse_file_info *fi)
+{
+	struct dynfs *fs = dynfs_get();
+	struct dynfs_file *d;
+	struct stat st;
+	int rc;
+
+	if (ctl_path(path)) {
+		if (strcmp(path, CTL_DIR))
+			return -ENOTDIR;
+		d = file_new(NODE_CTL, path);
+		if (!d)
+			return -ENOMEM;
+		fi->fh = (uintptr_t)d;
+		return 0;
+	}
+	if (!api_path(fs, path))
+		return dynfs_opendir(path, fi);
+	rc = apifs_getattr(fs->apifs, path, &st, NULL);
+	if (rc)
+		return rc;
+	if (!S_ISDIR(st.st_mode))
+		return -ENOTDIR;
+	d = file_new(NODE_API, path);
+	if (!d)
+		return -ENOMEM;
+	fi->fh = (uintptr_t)d;
+	return 0;
+}
+
+static int top_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
+		       off_t off, struct fuse_file_info *fi,
+		       enum fuse_readdir_flags flags)
+{
+	struct dynfs *fs = dynfs_get();
+	struct dynfs_file *d = api_file(fi);
+
+	if (d)
+		return apifs_readdir(fs->apifs, d->path, buf, filler, off,
+				     NULL, flags);
+	if (api_path(fs, path))
+		return apifs_readdir(fs->apifs, path, buf, filler, off, NULL,
+				     flags);
+	if ((file_of(fi) && file_of(fi)->kind == NODE_CTL) || ctl_path(path)) {
+		filler(buf, ".", NULL, 0, 0);
+		filler(buf, "..", NULL, 0, 0);
+		filler(buf, "stats", NULL, 0, 0);
+		return 0;
+	}
+	return dynfs_readdir(path, buf, filler, off, fi, flags);
+}
+
+static int top_releasedir(const char *path, struct fuse_file_info *fi)
+{
+	return dynfs_releasedir(path, fi); /* a NODE_API dir holds nothing */
+}
+
+/* open and create of an apifs file: call (apifs_open or apifs_create)
+ * with a fresh fi, then wrap the handle. */
+static int api_open(struct dynfs *fs, const char *path, mode_t mode,
+		    int create, struct fuse_file_info *fi)
+{
+	struct fuse_file_info tmp = *fi;
+	struct dynfs_file *f;
+	int rc;
+
+	f = file_new(NODE_API, path);
+	if (!f)
+		return -ENOMEM;
+	tmp.fh = 0;
+	rc = create ? apifs_create(fs->apifs, path, mode, &tmp)
+		    : apifs_open(fs->apifs, path, &tmp);
+	if (rc) {
+		file_free(f);
+		return rc;
+	}
+	api_fi_out(fi, f, &tmp);
+	return 0;
+}
+
+static int top_open(const char *path, struct fuse_file_info *fi)
+{
+	struct dynfs *fs = dynfs_get();
+
+	if (api_path(fs, path))
+		return api_open(fs, path, 0, 0, fi);
+	if (ctl_path(path))
+		return ctl_open(fs, path, fi);
+	return dynfs_open(path, fi);
+}
+
+static int top_create(const char *path, mode_t mode,
+		      struct fuse_file_info *fi)
+{
+	struct dynfs *fs = dynfs_get();
+
+	if (api_path(fs, path))
+		return api_open(fs, path, mode, 1, fi);
+	if (ctl_path(path))
+		return -EACCES;
+	return dynfs_create(path, mode, fi);
+}
+
+static int top_read(const char *path, char *buf, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct dynfs_file *f = api_file(fi);
+	struct fuse_file_info tmp;
+	int rc;
+
+	if (file_of(fi) && file_of(fi)->kind == NODE_CTL)
+		return ctl_read(file_of(fi), buf, size, off);
+	if (!f)
+		return dynfs_read(path, buf, size, off, fi);
+	api_fi_in(fi, f, &tmp);
+	rc = apifs_read(dynfs_get()->apifs, f->path, buf, size, off, &tmp);
+	api_fi_out(fi, f, &tmp);
+	return rc;
+}
+
+static int top_write(const char *path, const char *buf, size_t size,
+		     off_t off, struct fuse_file_info *fi)
+{
+	struct dynfs_file *f = api_file(fi);
+	struct fuse_file_info tmp;
+	int rc;
+
+	if (file_of(fi) && file_of(fi)->kind == NODE_CTL)
+		return -EBADF;
+	if (!f)
+		return dynfs_write(path, buf, size, off, fi);
+	api_fi_in(fi, f, &tmp);
+	rc = apifs_write(dynfs_get()->apifs, f->path, buf, size, off, &tmp);
+	api_fi_out(fi, f, &tmp);
+	return rc;
+}
+
+static int top_flush(const char *path, struct fuse_file_info *fi)
+{
+	struct dynfs_file *f = api_file(fi);
+	struct fuse_file_info tmp;
+	int rc;
+
+	if (file_of(fi) && file_of(fi)->kind == NODE_CTL)
+		return 0;
+	if (!f)
+		return dynfs_flush(path, fi);
+	api_fi_in(fi, f, &tmp);
+	rc = apifs_flush(dynfs_get()->apifs, f->path, &tmp);
+	api_fi_out(fi, f, &tmp);
+	return rc;
+}
+
+static int top_fsync(const char *path, int datasync,
+		     struct fuse_file_info *fi)
+{
+	struct dynfs_file *f = api_file(fi);
+	struct fuse_file_info tmp;
+	int rc;
+
+	if (file_of(fi) && file_of(fi)->kind == NODE_CTL)
+		return 0;
+	if (!f)
+		return dynfs_fsync(path, datasync, fi);
+	api_fi_in(fi, f, &tmp);
+	rc = apifs_fsync(dynfs_get()->apifs, f->path, datasync, &tmp);
+	api_fi_out(fi, f, &tmp);
+	return rc;
+}
+
+static int top_release(const char *path, struct fuse_file_info *fi)
+{
+	struct dynfs_file *f = api_file(fi);
+	struct fuse_file_info tmp;
+	int rc;
+
+	if (file_of(fi) && file_of(fi)->kind == NODE_CTL) {
+		file_free(file_of(fi));
+		return 0;
+	}
+	if (!f)
+		return dynfs_release(path, fi);
+	api_fi_in(fi, f, &tmp);
+	rc = apifs_release(dynfs_get()->apifs, f->path, &tmp);
+	file_free(f);
+	return rc;
+}
+
+static int top_truncate(const char *path, off_t size,
+			struct fuse_file_info *fi)
+{
+	struct dynfs *fs = dynfs_get();
+	struct dynfs_file *f = api_file(fi);
+	struct fuse_file_info tmp;
+	int rc;
+
+	if (f) {
+		api_fi_in(fi, f, &tmp);
+		rc = apifs_truncate(fs->apifs, f->path, size, &tmp);
+		api_fi_out(fi, f, &tmp);
+		return rc;
+	}
+	if (api_path(fs, path))
+		return apifs_truncate(fs->apifs, path, size, NULL);
+	if (ctl_path(path) || (file_of(fi) && file_of(fi)->kind == NODE_CTL))
+		return -EACCES;
+	return dynfs_truncate(path, size, fi);
+}
+
+static int top_unlink(const char *path)
+{
+	if (ctl_path(path))
+		return -EPERM;
+	return api_path(dynfs_get(), path) ? -EPERM : dynfs_unlink(path);
+}
+
+static int top_rename(const char *from, const char *to, unsigned int flags)
+{
+	struct dynfs *fs = dynfs_get();
+
+	if (api_path(fs, from) || api_path(fs, to) || ctl_path(from) ||
+	    ctl_path(to))
+		return -EPERM;
+	return dynfs_rename(from, to, flags);
+}
+
+static int top_mkdir(const char *path, mode_t mode)
+{
+	return api_path(dynfs_get(), path) ? -EPERM : dynfs_mkdir(path, mode);
+}
+
+static int top_rmdir(const char *path)
+{
+	return api_path(dynfs_get(), path) ? -EPERM : dynfs_rmdir(path);
+}
+
+/* Modes and times of apifs files are fixed; changing them is accepted
+ * so that `touch` and shells' redirections do not fail. */
+static int top_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
+{
+	if (api_file(fi) || api_path(dynfs_get(), path))
+		return 0;
+	return dynfs_chmod(path, mode, fi);
+}
+
+static int top_chown(const char *path, uid_t uid, gid_t gid,
+		     struct fuse_file_info *fi)
+{
+	if (api_file(fi) || api_path(dynfs_get(), path))
+		return 0;
+	return dynfs_chown(path, uid, gid, fi);
+}
+
+static int top_utimens(const char *path, const struct timespec tv[2],
+		       struct fuse_file_info *fi)
+{
+	if (api_file(fi) || api_path(dynfs_get(), path))
+		return 0;
+	return dynfs_utimens(path, tv, fi);
+}
+
+/* Extended attributes exist only on apifs files; tables' files have
+ * none, and say so quickly (ls -l asks for every file). */
+static int top_getxattr(const char *path, const char *name, char *value,
+			size_t size)
+{
+	struct dynfs *fs = dynfs_get();
+
+	if (api_path(fs, path))
+		return apifs_getxattr(fs->apifs, path, name, value, size);
+	return -ENODATA;
+}
+
+static int top_setxattr(const char *path, const char *name,
+			const char *value, size_t size, int flags)
+{
+	struct dynfs *fs = dynfs_get();
+
+	if (api_path(fs, path))
+		return apifs_setxattr(fs->apifs, path, name, value, size,
+				      flags);
+	return -ENOTSUP;
+}
+
+static int top_listxattr(const char *path, char *list, size_t size)
+{
+	struct dynfs *fs = dynfs_get();
+
+	if (api_path(fs, path))
+		return apifs_listxattr(fs->apifs, path, list, size);
+	return 0;
+}
+
+static int top_removexattr(const char *path, const char *name)
+{
+	struct dynfs *fs = dynfs_get();
+
+	if (api_path(fs, path))
+		return apifs_removexattr(fs->apifs, path, name);
+	return -ENODATA;
+}
+
 const struct fuse_operations dynfs_ops = {
 	.init = dynfs_init,
 	.destroy = dynfs_destroy,
-	.getattr = dynfs_getattr,
-	.opendir = dynfs_opendir,
-	.readdir = dynfs_readdir,
-	.releasedir = dynfs_releasedir,
-	.open = dynfs_open,
-	.create = dynfs_create,
-	.read = dynfs_read,
-	.write = dynfs_write,
-	.flush = dynfs_flush,
-	.fsync = dynfs_fsync,
-	.release = dynfs_release,
-	.truncate = dynfs_truncate,
-	.unlink = dynfs_unlink,
-	.rename = dynfs_rename,
-	.mkdir = dynfs_mkdir,
-	.rmdir = dynfs_rmdir,
-	.chmod = dynfs_chmod,
-	.chown = dynfs_chown,
-	.utimens = dynfs_utimens,
+	.getattr = top_getattr,
+	.opendir = top_opendir,
+	.readdir = top_readdir,
+	.releasedir = top_releasedir,
+	.open = top_open,
+	.create = top_create,
+	.read = top_read,
+	.write = top_write,
+	.flush = top_flush,
+	.fsync = top_fsync,
+	.release = top_release,
+	.truncate = top_truncate,
+	.unlink = top_unlink,
+	.rename = top_rename,
+	.mkdir = top_mkdir,
+	.rmdir = top_rmdir,
+	.chmod = top_chmod,
+	.chown = top_chown,
+	.utimens = top_utimens,
 	.statfs = dynfs_statfs,
+	.getxattr = top_getxattr,
+	.setxattr = top_setxattr,
+	.listxattr = top_listxattr,
+	.removexattr = top_removexattr,
 };

@@ -21,6 +21,12 @@
 #include "fs/log.h"
 
 #define DYNFS_DEFAULT_CACHE_TTL 5
+#define DYNFS_DEFAULT_WRITEBACK_DELAY 500 /* ms */
+#define DYNFS_DEFAULT_SCAN_SEGMENTS 4
+#define DYNFS_DEFAULT_CACHE_SIZE 256 /* MB */
+/* How long start-up waits for a replayed journal, and unmount for the
+ * queue, before leaving the rest to the next mount. */
+#define DYNFS_REPLAY_WAIT_MS 30000
 
 #define DYNFS_OPT(t, p) { t, offsetof(struct dynfs_opts, p), 1 }
 
@@ -35,6 +41,11 @@ static const struct fuse_opt dynfs_opt_spec[] = {
 	DYNFS_OPT("endpoint=%s", endpoint),
 	DYNFS_OPT("cache_ttl=%u", cache_ttl),
 	DYNFS_OPT("json=%s", json),
+	DYNFS_OPT("cache_dir=%s", cache_dir),
+	DYNFS_OPT("writeback_delay=%u", writeback_delay),
+	DYNFS_OPT("scan_segments=%d", scan_segments),
+	DYNFS_OPT("cache_size=%u", cache_size),
+	DYNFS_OPT("version_attr=%s", version_attr),
 	FUSE_OPT_KEY("ro", DYNFS_KEY_RO),
 	FUSE_OPT_END
 };
@@ -67,7 +78,18 @@ static void usage(const char *prog)
 	       "    -o json=plain|dynamodb item files as plain JSON (default) or as\n"
 	       "                           DynamoDB's typed JSON\n"
 	       "    -o ro                  read-only\n"
-	       "\n", prog, DYNFS_DEFAULT_CACHE_TTL);
+	       "    -o cache_dir=DIR       write-back journal and kept conflicts (default\n"
+	       "                           $XDG_CACHE_HOME/dynfs/REGION-HASH, HASH of the endpoint)\n"
+	       "    -o writeback_delay=MS  a closed file is sent within this (default %d)\n"
+	       "    -o scan_segments=N     parallel Scan segments of a listing (default %d)\n"
+	       "    -o cache_size=MB       memory for cached items (default %d)\n"
+	       "    -o version_attr=NAME   saves are conditional on this number attribute,\n"
+	       "                           which each save increments (default: on the\n"
+	       "                           whole item as last read)\n",
+	       prog, DYNFS_DEFAULT_CACHE_TTL, DYNFS_DEFAULT_WRITEBACK_DELAY,
+	       DYNFS_DEFAULT_SCAN_SEGMENTS, DYNFS_DEFAULT_CACHE_SIZE);
+	apifs_opts_help();
+	printf("\n");
 }
 
 /* Service words can hold newlines; the user gets exactly one line. */
@@ -170,6 +192,49 @@ static void explain_first_call(const struct dynfs *fs,
 			 awserr_describe(err, desc, sizeof(desc)));
 }
 
+static void cache_log(void *ctx, int error, const char *line)
+{
+	(void)ctx;
+	log_msg(error ? LOG_LVL_ERROR : LOG_LVL_INFO, "%s", line);
+}
+
+/* -o cache_dir=, else one directory per endpoint and region under
+ * $XDG_CACHE_HOME/dynfs, so a remount of the same account finds its
+ * journal. */
+static int cache_dir_resolve(struct dynfs *fs)
+{
+	const char *base = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+	struct dbuf d;
+	unsigned long h = 5381;
+	const char *p;
+	int rc;
+
+	if (fs->opts.cache_dir) {
+		fs->cache_dir = strdup(fs->opts.cache_dir);
+		return fs->cache_dir ? 0 : -ENOMEM;
+	}
+	dbuf_init(&d, DBUF_CAP_SMALL);
+	for (p = fs->ddb_endpoint; *p; p++)
+		h = h * 33 + (unsigned char)*p;
+	if (base && *base == '/')
+		rc = dbuf_addf(&d, "%s/dynfs", base);
+	else if (home && *home == '/')
+		rc = dbuf_addf(&d, "%s/.cache/dynfs", home);
+	else
+		rc = -ENOENT;
+	if (!rc)
+		rc = dbuf_addf(&d, "/%s-%08lx", fs->region, h & 0xffffffffUL);
+	if (rc) {
+		die_line("no cache directory: set HOME, XDG_CACHE_HOME or "
+			 "-o cache_dir=DIR");
+		dbuf_free(&d);
+		return rc;
+	}
+	fs->cache_dir = dbuf_take(&d, NULL);
+	dbuf_free(&d);
+	return fs->cache_dir ? 0 : -ENOMEM;
+}
+
 /* Everything up to and including the first ListTables.  0 or -errno, with
  * the one line already printed. */
 static int dynfs_connect(struct dynfs *fs)
@@ -181,6 +246,7 @@ static int dynfs_connect(struct dynfs *fs)
 	struct aws_err err;
 	struct dbuf why;
 	unsigned ntables = 0;
+	size_t replayed = 0;
 	int rc;
 
 	memset(&cr, 0, sizeof(cr));
@@ -255,9 +321,36 @@ static int dynfs_connect(struct dynfs *fs)
 	dynfs_split_ttl(fs->opts.cache_ttl, &fs->kernel_ttl, &copts.ttl_ms);
 	copts.fmt = fs->fmt;
 	copts.mount_time = fs->mount_time;
-	rc = cache_new(&fs->cache, fs->ddb, &copts);
+	copts.scan_segments = fs->opts.scan_segments;
+	copts.cache_size_mb = fs->opts.cache_size;
+	copts.writeback_delay_ms = fs->opts.writeback_delay;
+	copts.version_attr = fs->opts.version_attr;
+	rc = cache_dir_resolve(fs);
 	if (rc)
+		goto out;
+	copts.cache_dir = fs->cache_dir;
+	rc = cache_new(&fs->cache, fs->ddb, &copts);
+	if (rc) {
 		die_line("%s", strerror(-rc));
+		goto out;
+	}
+	cache_set_log(fs->cache, cache_log, NULL);
+	dbuf_reset(&why);
+	rc = cache_start(fs->cache, DYNFS_REPLAY_WAIT_MS, &replayed, &why);
+	if (rc) {
+		die_line("write-back journal in %s: %s", fs->cache_dir,
+			 dbuf_len(&why) ? dbuf_str(&why) : strerror(-rc));
+		goto out;
+	}
+	if (replayed)
+		log_msg(LOG_LVL_INFO, "replayed %zu writes left in %s/journal "
+			"by an earlier mount", replayed, fs->cache_dir);
+	dbuf_reset(&why);
+	rc = apifs_new(&fs->apifs, fs->apifs_opts, fs->cfg, fs->region,
+		       fs->creds, fs->http, fs->uid, fs->gid, fs->mount_time,
+		       &why);
+	if (rc)
+		die_line("%s", dbuf_len(&why) ? dbuf_str(&why) : strerror(-rc));
 out:
 	creds_clear(&cr);
 	dbuf_free(&why);
@@ -266,6 +359,8 @@ out:
 
 static void dynfs_teardown(struct dynfs *fs)
 {
+	apifs_free(fs->apifs);
+	apifs_opts_free(fs->apifs_opts);
 	cache_free(fs->cache);
 	ddb_free(fs->ddb);
 	svc_free(fs->ddb_svc);
@@ -273,6 +368,9 @@ static void dynfs_teardown(struct dynfs *fs)
 	creds_chain_free(fs->creds);
 	awscfg_free(fs->cfg);
 	free(fs->ddb_endpoint);
+	free(fs->cache_dir);
+	free(fs->opts.cache_dir);
+	free(fs->opts.version_attr);
 	free(fs->opts.region);
 	free(fs->opts.profile);
 	free(fs->opts.endpoint);
@@ -291,6 +389,21 @@ static int dynfs_check_opts(struct dynfs *fs)
 		fs->fmt = DDBJSON_TYPED;
 	} else {
 		die_line("bad -o json=%s: use json=plain or json=dynamodb", j);
+		return -EINVAL;
+	}
+	if (fs->opts.writeback_delay > 60000) {
+		die_line("bad -o writeback_delay=%u: at most 60000 ms",
+			 fs->opts.writeback_delay);
+		return -EINVAL;
+	}
+	if (fs->opts.scan_segments < 1 || fs->opts.scan_segments > 64) {
+		die_line("bad -o scan_segments=%d: from 1 to 64",
+			 fs->opts.scan_segments);
+		return -EINVAL;
+	}
+	if (fs->opts.cache_size < 1) {
+		die_line("bad -o cache_size=%u: at least 1 (MB)",
+			 fs->opts.cache_size);
 		return -EINVAL;
 	}
 	return 0;
@@ -313,6 +426,11 @@ int main(int argc, char *argv[])
 	fs.mount_time = time(NULL);
 	fuse_set_log_func(fuse_log_line);
 	fs.opts.cache_ttl = DYNFS_DEFAULT_CACHE_TTL;
+	fs.opts.writeback_delay = DYNFS_DEFAULT_WRITEBACK_DELAY;
+	fs.opts.scan_segments = DYNFS_DEFAULT_SCAN_SEGMENTS;
+	fs.opts.cache_size = DYNFS_DEFAULT_CACHE_SIZE;
+	if (apifs_opts_parse(&args, &fs.apifs_opts) == -1)
+		goto out;
 	if (fuse_opt_parse(&args, &fs.opts, dynfs_opt_spec,
 			   dynfs_opt_proc) == -1)
 		goto out;

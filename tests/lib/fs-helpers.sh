@@ -245,8 +245,23 @@ check_py() {
 # --- the checker -------------------------------------------------------------
 # ddbc ARGS...: tests/lib/ddbcheck.mjs (see its header).  A checker failure
 # is a rig failure: the script stops.
+# Writes are written back: the checker first waits until the mount has
+# sent everything (MOUNT/.dynfs/stats says pending_writes 0).
 ddbc() {
+	fh_settle
 	node "$FH_CHECKER" "$@" || fh_fatal "the checker failed: ddbcheck $*"
+}
+
+# fh_settle [MOUNT]: wait (up to 30 s) until MOUNT (default $FH_MNT) has no
+# write waiting to be sent.
+fh_settle() {
+	local mnt="${1:-${FH_MNT:-}}" i
+	[[ -n "$mnt" && -r "$mnt/.dynfs/stats" ]] || return 0
+	for ((i = 0; i < 300; i++)); do
+		grep -q '^pending_writes 0$' "$mnt/.dynfs/stats" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	fail "writes still pending in $mnt after 30 s: $(grep pending "$mnt/.dynfs/stats")"
 }
 
 # ddb_get TABLE KEYJSON [--plain]: the item (typed, sorted, 2-space) or "null".
@@ -384,4 +399,37 @@ cat_is() {
 	local got
 	got="$(timeout -k 2 10 cat -- "$1" 2>/dev/null; printf x)" || return 1
 	[[ "${got%x}" == "$2" ]]
+}
+
+# --- the fault-injecting proxy (tests/lib/faultproxy.py) ------------------------
+# fh_start_faultproxy [ARGS...]: start the proxy in front of DynamoDB Local
+# ($DYNFS_TEST_DDB_ENDPOINT) on a free port, seed 1 unless ARGS give one;
+# sets FH_PROXY (its URL) and FH_PROXY_PID, and stops it at exit.  Its log
+# is $FH_WORK/proxy.log.
+FH_PROXY=
+FH_PROXY_PID=
+fh_start_faultproxy() {
+	rm -f "$FH_WORK/proxy.port"
+	python3 "$DYNFS_SOURCE_ROOT/tests/lib/faultproxy.py" --upstream "$DYNFS_TEST_DDB_ENDPOINT" \
+		--port-file "$FH_WORK/proxy.port" --seed 1 --log "$FH_WORK/proxy.log" "$@" \
+		</dev/null >"$FH_WORK/proxy.out" 2>"$FH_WORK/proxy.err" &
+	FH_PROXY_PID=$!
+	tl_cleanup_push "tl_kill_child $FH_PROXY_PID"
+	tl_wait_for 20 test -s "$FH_WORK/proxy.port" || {
+		cat "$FH_WORK/proxy.err" >&2
+		fh_fatal "the fault proxy wrote no port file within 20 s"
+	}
+	FH_PROXY="http://127.0.0.1:$(cat "$FH_WORK/proxy.port")"
+	tl_log "faultproxy at $FH_PROXY (pid $FH_PROXY_PID)"
+}
+
+# fh_fault PATH [JSON]: the proxy's control endpoint (GET, or POST of
+# JSON); prints the answer.  A failure is a rig failure.
+fh_fault() {
+	if (($# == 1)); then
+		curl -sS --max-time 10 "$FH_PROXY$1" || fh_fatal "fault proxy control $1 failed"
+	else
+		curl -sS --max-time 10 -X POST "$FH_PROXY$1" --data "$2" ||
+			fh_fatal "fault proxy control $1 $2 failed"
+	fi
 }

@@ -1,0 +1,341 @@
+/* lambda against a scripted transport: ListFunctions pagination and
+ * Invoke's request, headers, function errors, log tail and the rule that
+ * an invocation is never sent twice.  The real http client, svc and
+ * awserr run underneath. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "backend/awscfg.h"
+#include "backend/creds.h"
+#include "backend/http.h"
+#include "backend/lambda.h"
+#include "backend/svc.h"
+
+#define ENDPOINT "https://lambda.us-east-1.amazonaws.com"
+#define MAX_STEPS 8
+
+struct step {
+	int transport;
+	long status;
+	const char *body;
+	const char *headers;
+};
+
+struct script {
+	struct step steps[MAX_STEPS];
+	int nsteps;
+	int calls;
+	char urls[MAX_STEPS][512];
+	char method[16];
+	char headers[4096];
+	char body[1024];
+};
+
+static struct script S;
+
+static int scripted(void *ctx, const struct http_request *req,
+		    struct http_response *resp)
+{
+	const struct step *st;
+	size_t i, off = 0;
+
+	(void)ctx;
+	assert_true(S.calls < S.nsteps);
+	snprintf(S.urls[S.calls], sizeof(S.urls[0]), "%s", req->url);
+	st = &S.steps[S.calls++];
+	snprintf(S.method, sizeof(S.method), "%s", req->method);
+	snprintf(S.body, sizeof(S.body), "%.*s", (int)req->body_len,
+		 req->body_len ? (const char *)req->body : "");
+	S.headers[0] = '\0';
+	for (i = 0; i < req->nheaders; i++)
+		off += (size_t)snprintf(S.headers + off, sizeof(S.headers) - off,
+					"%s: %s\n", req->headers[i].name,
+					req->headers[i].value);
+	if (st->transport)
+		return st->transport;
+	resp->status = st->status;
+	if (st->body)
+		assert_int_equal(dbuf_adds(&resp->body, st->body), 0);
+	if (st->headers)
+		assert_int_equal(dbuf_adds(&resp->headers, st->headers), 0);
+	return 0;
+}
+
+static time_t fixed_clock(void *ctx)
+{
+	(void)ctx;
+	return 1440938160;
+}
+
+static void no_sleep(void *ctx, unsigned ms)
+{
+	(void)ctx;
+	(void)ms;
+}
+
+struct fixture {
+	struct awscfg *cfg;
+	struct creds_chain *creds;
+	struct http_client *http;
+	struct svc *svc;
+	struct lambda *l;
+};
+
+static struct fixture *fixture_new(void)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	struct http_opts ho;
+	struct svc_opts so;
+	struct dbuf why;
+
+	assert_non_null(f);
+	dbuf_init(&why, DBUF_CAP_SMALL);
+	assert_int_equal(awscfg_load(&f->cfg, NULL, &why), 0);
+	assert_int_equal(creds_chain_new(&f->creds, f->cfg), 0);
+	memset(&ho, 0, sizeof(ho));
+	assert_int_equal(http_client_new(&f->http, &ho), 0);
+	http_client_set_transport(f->http, scripted, NULL);
+	memset(&so, 0, sizeof(so));
+	so.endpoint = ENDPOINT;
+	so.region = "us-east-1";
+	so.service = "lambda";
+	assert_int_equal(svc_new(&f->svc, f->http, f->creds, &so), 0);
+	svc_set_clock(f->svc, fixed_clock, NULL);
+	svc_set_sleep(f->svc, no_sleep, NULL);
+	assert_int_equal(lambda_new(&f->l, f->svc), 0);
+	dbuf_free(&why);
+	return f;
+}
+
+static void fixture_free(struct fixture *f)
+{
+	lambda_free(f->l);
+	svc_free(f->svc);
+	http_client_free(f->http);
+	creds_chain_free(f->creds);
+	awscfg_free(f->cfg);
+	free(f);
+}
+
+static int setup_env(void **state)
+{
+	(void)state;
+	memset(&S, 0, sizeof(S));
+	setenv("AWS_CONFIG_FILE", "/nonexistent/config", 1);
+	setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials", 1);
+	unsetenv("AWS_PROFILE");
+	setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE", 1);
+	setenv("AWS_SECRET_ACCESS_KEY",
+	       "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", 1);
+	unsetenv("AWS_SESSION_TOKEN");
+	return 0;
+}
+
+struct names {
+	char all[512];
+	int n;
+	int stop_at; /* 1-based; 0: never */
+};
+
+static int collect(void *ctx, const char *name)
+{
+	struct names *ns = ctx;
+	size_t l = strlen(ns->all);
+
+	snprintf(ns->all + l, sizeof(ns->all) - l, "%s%s", l ? "," : "", name);
+	ns->n++;
+	return ns->n == ns->stop_at ? 42 : 0;
+}
+
+static void test_list_follows_markers(void **state)
+{
+	struct fixture *f = fixture_new();
+	struct names ns;
+	(void)state;
+
+	memset(&ns, 0, sizeof(ns));
+	S.steps[0] = (struct step){ 0, 200,
+		"{\"Functions\":[{\"FunctionName\":\"a\",\"Runtime\":\"python3.12\"},"
+		"{\"FunctionName\":\"b\"}],\"NextMarker\":\"tok/+= x\"}", NULL };
+	S.steps[1] = (struct step){ 0, 200,
+		"{\"Functions\":[],\"NextMarker\":\"t2\"}", NULL };
+	S.steps[2] = (struct step){ 0, 200,
+		"{\"Functions\":[{\"FunctionName\":\"c\"}],\"NextMarker\":null}",
+		NULL };
+	S.nsteps = 3;
+	assert_int_equal(lambda_list_functions(f->l, collect, &ns, NULL), 0);
+	assert_string_equal(ns.all, "a,b,c");
+	assert_int_equal(S.calls, 3);
+	assert_string_equal(S.urls[0], ENDPOINT "/2015-03-31/functions/?MaxItems=50");
+	assert_string_equal(S.urls[1], ENDPOINT
+			    "/2015-03-31/functions/?MaxItems=50&Marker=tok%2F%2B%3D%20x");
+	assert_string_equal(S.urls[2], ENDPOINT
+			    "/2015-03-31/functions/?MaxItems=50&Marker=t2");
+	assert_string_equal(S.method, "GET");
+	assert_non_null(strstr(S.headers, "/us-east-1/lambda/aws4_request"));
+	fixture_free(f);
+}
+
+static void test_list_stops_and_fails(void **state)
+{
+	struct fixture *f = fixture_new();
+	struct names ns;
+	struct aws_err err;
+	(void)state;
+
+	memset(&ns, 0, sizeof(ns));
+	ns.stop_at = 1;
+	S.steps[0] = (struct step){ 0, 200,
+		"{\"Functions\":[{\"FunctionName\":\"a\"},{\"FunctionName\":\"b\"}],"
+		"\"NextMarker\":\"m\"}", NULL };
+	S.nsteps = 1;
+	assert_int_equal(lambda_list_functions(f->l, collect, &ns, NULL), 42);
+	assert_string_equal(ns.all, "a");
+	assert_int_equal(S.calls, 1);
+
+	/* A marker that does not move must not loop. */
+	memset(&S, 0, sizeof(S));
+	memset(&ns, 0, sizeof(ns));
+	S.steps[0] = (struct step){ 0, 200, "{\"Functions\":[],\"NextMarker\":\"m\"}", NULL };
+	S.steps[1] = (struct step){ 0, 200, "{\"Functions\":[],\"NextMarker\":\"m\"}", NULL };
+	S.nsteps = 2;
+	assert_int_equal(lambda_list_functions(f->l, collect, &ns, &err), -EIO);
+	assert_int_equal(S.calls, 2);
+
+	memset(&S, 0, sizeof(S));
+	S.steps[0] = (struct step){ 0, 200, "<html>", NULL };
+	S.nsteps = 1;
+	assert_int_equal(lambda_list_functions(f->l, collect, &ns, &err), -EIO);
+	assert_string_equal(err.type, "SerializationException");
+
+	memset(&S, 0, sizeof(S));
+	S.steps[0] = (struct step){ 0, 403,
+		"{\"Message\":\"User is not authorized\"}",
+		"x-amzn-ErrorType: AccessDeniedException:http://internal.amazon.com/\r\n" };
+	S.nsteps = 1;
+	assert_int_equal(lambda_list_functions(f->l, collect, &ns, &err), -EACCES);
+	assert_string_equal(err.type, "AccessDeniedException");
+	assert_string_equal(err.message, "User is not authorized");
+	fixture_free(f);
+}
+
+static void test_invoke_ok_with_log_tail(void **state)
+{
+	struct fixture *f = fixture_new();
+	struct lambda_result res;
+	struct aws_err err;
+	(void)state;
+
+	lambda_result_init(&res);
+	/* "START RequestId: 1\nEND\n" */
+	S.steps[0] = (struct step){ 0, 200, "{\"ok\":true}",
+		"X-Amz-Executed-Version: $LATEST\r\n"
+		"X-Amz-Log-Result: U1RBUlQgUmVxdWVzdElkOiAxCkVORAo=\r\n" };
+	S.nsteps = 1;
+	assert_int_equal(lambda_invoke(f->l,
+		"arn:aws:lambda:us-east-1:123456789012:function:my-fn",
+		"{\"x\":1}", 7, &res, &err), 0);
+	assert_string_equal(S.urls[0], ENDPOINT "/2015-03-31/functions/"
+		"arn%3Aaws%3Alambda%3Aus-east-1%3A123456789012%3Afunction%3Amy-fn"
+		"/invocations");
+	assert_string_equal(S.method, "POST");
+	assert_string_equal(S.body, "{\"x\":1}");
+	assert_non_null(strstr(S.headers, "x-amz-invocation-type: RequestResponse\n"));
+	assert_non_null(strstr(S.headers, "x-amz-log-type: Tail\n"));
+	assert_non_null(strstr(S.headers, "authorization: AWS4-HMAC-SHA256"));
+	assert_int_equal(res.status, 200);
+	assert_string_equal(res.function_error, "");
+	assert_string_equal(dbuf_str(&res.payload), "{\"ok\":true}");
+	assert_string_equal(dbuf_str(&res.log_tail), "START RequestId: 1\nEND\n");
+	lambda_result_free(&res);
+	fixture_free(f);
+}
+
+static void test_invoke_function_error(void **state)
+{
+	struct fixture *f = fixture_new();
+	struct lambda_result res;
+	struct aws_err err;
+	(void)state;
+
+	lambda_result_init(&res);
+	S.steps[0] = (struct step){ 0, 200,
+		"{\"errorMessage\":\"boom\",\"errorType\":\"Exception\"}",
+		"X-Amz-Function-Error: Unhandled\r\n"
+		"X-Amz-Log-Result: not base64!\r\n" };
+	S.nsteps = 1;
+	assert_int_equal(lambda_invoke(f->l, "fn", NULL, 0, &res, &err), 0);
+	assert_string_equal(S.body, "");
+	assert_string_equal(res.function_error, "Unhandled");
+	assert_string_equal(dbuf_str(&res.payload),
+			    "{\"errorMessage\":\"boom\",\"errorType\":\"Exception\"}");
+	/* A tail that does not decode is dropped, the result kept. */
+	assert_int_equal(dbuf_len(&res.log_tail), 0);
+	lambda_result_free(&res);
+	fixture_free(f);
+}
+
+static void test_invoke_failures(void **state)
+{
+	struct fixture *f = fixture_new();
+	struct lambda_result res;
+	struct aws_err err;
+	(void)state;
+
+	lambda_result_init(&res);
+	S.steps[0] = (struct step){ 0, 404,
+		"{\"Type\":\"User\",\"Message\":\"Function not found: x\"}",
+		"x-amzn-ErrorType: ResourceNotFoundException\r\n" };
+	S.nsteps = 1;
+	assert_int_equal(lambda_invoke(f->l, "x", "{}", 2, &res, &err), -ENOENT);
+	assert_int_equal(res.status, 404);
+	assert_string_equal(err.type, "ResourceNotFoundException");
+
+	/* The function may have run: a 5xx or a reset is not repeated. */
+	memset(&S, 0, sizeof(S));
+	S.steps[0] = (struct step){ 0, 502, "{\"Message\":\"bad\"}",
+		"x-amzn-ErrorType: ServiceException\r\n" };
+	S.nsteps = 1;
+	assert_int_equal(lambda_invoke(f->l, "x", "{}", 2, &res, &err), -EIO);
+	assert_int_equal(S.calls, 1);
+	memset(&S, 0, sizeof(S));
+	S.steps[0] = (struct step){ -ECONNRESET, 0, NULL, NULL };
+	S.nsteps = 1;
+	assert_int_equal(lambda_invoke(f->l, "x", "{}", 2, &res, &err), -EIO);
+	assert_int_equal(S.calls, 1);
+	assert_int_equal(err.transport, -ECONNRESET);
+
+	/* A throttle means it did not run: svc may try again. */
+	memset(&S, 0, sizeof(S));
+	S.steps[0] = (struct step){ 0, 429, "{\"message\":\"Rate exceeded\"}",
+		"x-amzn-ErrorType: TooManyRequestsException\r\n" };
+	S.steps[1] = (struct step){ 0, 200, "null", NULL };
+	S.nsteps = 2;
+	assert_int_equal(lambda_invoke(f->l, "x", "{}", 2, &res, &err), 0);
+	assert_int_equal(S.calls, 2);
+	assert_string_equal(dbuf_str(&res.payload), "null");
+
+	assert_int_equal(lambda_invoke(f->l, "", "{}", 2, &res, &err), -EINVAL);
+	lambda_result_free(&res);
+	fixture_free(f);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup(test_list_follows_markers, setup_env),
+		cmocka_unit_test_setup(test_list_stops_and_fails, setup_env),
+		cmocka_unit_test_setup(test_invoke_ok_with_log_tail, setup_env),
+		cmocka_unit_test_setup(test_invoke_function_error, setup_env),
+		cmocka_unit_test_setup(test_invoke_failures, setup_env),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
