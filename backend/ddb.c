@@ -305,6 +305,9 @@ static int ddb_exec(struct ddb *d, const char *op, json_t *req, json_t **out,
 	 * idempotent by key or carry a ClientRequestToken. */
 	call.idempotent = 1;
 	call.resource = json_string_value(json_object_get(req, "TableName"));
+	if (!call.resource && json_object_get(req, "RequestItems"))
+		call.resource = json_object_iter_key(
+			json_object_iter(json_object_get(req, "RequestItems")));
 	rc = svc_call(d->svc, &call, &resp, e);
 	if (rc) {
 		rc = ddb_map_error(rc, &resp, e);

@@ -36,6 +36,7 @@ struct citem {
 	struct citem *lru_prev, *lru_next; /* while item and text are held */
 	size_t cost;             /* bytes counted for them; 0: not held */
 	int err;                 /* a lost write's error, told once */
+	int err_told;            /* times it was returned */
 	json_t *hint;            /* typed image kept after a write or delete */
 };
 

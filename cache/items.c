@@ -878,11 +878,15 @@ again:
 	now = cache_now_ms();
 	pthread_mutex_lock(&c->lock);
 	r = citem_get(c, &id, key, 0);
-	if (r && r->err) {
+	if (r && r->err && a->text) {
 		/* A write-back of this key was lost (a conflict): the next
-		 * access says so, once. */
+		 * open says so.  Twice, as the kernel retries an open that
+		 * got ESTALE once before telling the program. */
 		rc = r->err;
-		r->err = 0;
+		if (++r->err_told >= 2) {
+			r->err = 0;
+			r->err_told = 0;
+		}
 		pthread_mutex_unlock(&c->lock);
 		goto out;
 	}
@@ -913,9 +917,9 @@ again:
 				s.has_sk ? json_object_get(key, s.pk.name)
 					 : NULL, &arr, err);
 		centries_free(&arr);
-		if (rc)
+		if (rc && !stale_ok(rc))
 			goto out;
-		listed = 1;
+		listed = 1; /* out of reach: GetItem says what it can */
 		goto again;
 	}
 	seq0 = c->seq;
@@ -928,10 +932,14 @@ again:
 		 * serves, as a disconnected NFS client would. */
 		pthread_mutex_lock(&c->lock);
 		r = citem_get(c, &id, key, 0);
+		d = cdir_of_item(c, table, &s, key, 0);
 		if (r && r->state == CI_PRESENT)
 			rc = answer_from(c, r, a);
 		else if (r && r->state == CI_ABSENT)
 			rc = -ENOENT;
+		else if (d && d->listed_ms &&
+			 !cmap_get(d->members, id.ptr, dbuf_len(&id)))
+			rc = -ENOENT; /* the last listing, however old */
 		pthread_mutex_unlock(&c->lock);
 		goto out;
 	}

@@ -685,6 +685,7 @@ static void finish(struct wbc *w, struct wop *o, int rc)
 			r = cmap_get(c->items, o->id2.ptr, dbuf_len(&o->id2));
 		if (r) {
 			r->err = rc;
+			r->err_told = 0;
 			r->at_ms = 0; /* what DynamoDB has is read again */
 			r->state = r->pending ? r->state : CI_UNKNOWN;
 		}

@@ -75,6 +75,7 @@ stop() {
 		"$ddb_local" stop "$state/ddb" || true
 		say "stopped DynamoDB Local"
 	fi
+	"$root/contrib/apis-demo.sh" stop "$state/apis" >/dev/null 2>&1 || true
 	say "stopped"
 }
 
@@ -107,16 +108,24 @@ start() {
 	NODE_NO_WARNINGS=1 node "$root/contrib/demo-data/seed.cjs" "$ep" >&2
 
 	# --- APIs and functions -------------------------------------------
-	# When dynfs mounts API Gateway and Lambda, start their emulator here,
-	# seed contrib/demo-data's APIs and functions, and pass their
-	# endpoints to the mount below.
+	# moto (management APIs) and tests/apigw-emu (invocations, Lambda
+	# Invoke), with the demo APIs and functions defined in them.
+	say "starting the API Gateway and Lambda emulators (contrib/apis-demo.sh)"
+	"$root/contrib/apis-demo.sh" stop "$state/apis" >/dev/null 2>&1 || true
+	"$root/contrib/apis-demo.sh" start "$state/apis" >&2 ||
+		die "the API Gateway and Lambda emulators did not start"
+	# shellcheck disable=SC1091 # written by apis-demo.sh
+	. "$state/apis/env"
 
 	mkdir -p "$mnt"
 	if [[ -f "$state/mountpoint" ]]; then
 		unmount "$(cat "$state/mountpoint")"
 	fi
 	unmount "$mnt"
-	"$build/dynfs" -o "region=us-east-1,endpoint=$ep" "$mnt" ||
+	AWS_ENDPOINT_URL_API_GATEWAY="$DYNFS_DEMO_MOTO_ENDPOINT" \
+	AWS_ENDPOINT_URL_APIGATEWAYV2="$DYNFS_DEMO_MOTO_ENDPOINT" \
+	AWS_ENDPOINT_URL_LAMBDA="$DYNFS_DEMO_LAMBDA_ENDPOINT" \
+		"$build/dynfs" -o "region=us-east-1,endpoint=$ep,cache_dir=$state/cache,apis_connect=$DYNFS_DEMO_APIS_CONNECT,apis_cafile=$DYNFS_DEMO_APIS_CAFILE" "$mnt" ||
 		die "dynfs did not mount (see the line above)"
 	printf '%s\n' "$(realpath "$mnt")" >"$state/mountpoint"
 	for ((i = 0; i < 100; i++)); do
@@ -133,6 +142,13 @@ Look around:
     ls $mnt/tables
     ls $mnt/tables/users
     ls $mnt/tables/orders
+    vim $mnt/tables/users/u001.json
+
+APIs and functions:
+    ls $mnt/apis $mnt/functions
+    cat $mnt/apis/inventory/\$default/items/42/GET
+    printf '{"name":"dynfs"}' > $mnt/functions/hello; cat $mnt/functions/hello
+    cat $mnt/.dynfs/stats
 
 The same data through the AWS CLI:
     AWS_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY \\

@@ -401,6 +401,9 @@ static int open_file(struct apifs *a, const char *path,
 	if (rc)
 		goto out;
 	fi->fh = (uintptr_t)f;
+	/* A stream: every read is new data, so no page cache and no lseek
+	 * (bash's read builtin then reads byte by byte instead of seeking
+	 * back over what it did not use; head -n says it cannot seek). */
 	fi->direct_io = 1;
 	fi->nonseekable = 1;
 	fi->keep_cache = 0;

@@ -26,11 +26,16 @@
 /* How often a waiting read looks for an interrupt (ms). */
 #define WAIT_SLICE_MS 100
 
+/* How far up a reader's ancestors a writer is looked for: a shell, then
+ * wrappers such as timeout or xargs, then the reader. */
+#define ANCESTORS 4
+
 /* A process: who did an exchange, or who asks for its response. */
 struct who {
 	pid_t pid;
 	pid_t ppid;
 	pid_t sid;
+	pid_t anc[ANCESTORS]; /* parent, grandparent, ... in the session */
 };
 
 struct xchg {
@@ -128,32 +133,49 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Parent and session of pid, from /proc/PID/stat (zero when gone). */
-static void who_of(pid_t pid, struct who *w)
+/* Parent and session of pid, from /proc/PID/stat; 0 when gone. */
+static int proc_stat(pid_t pid, pid_t *ppid_out, pid_t *sid_out)
 {
 	char path[64], line[1024];
 	const char *p;
-	int ppid = 0, pgrp = 0, sid = 0;
+	int ppid = 0, pgrp = 0, sid = 0, rc = -ESRCH;
 	FILE *f;
 
-	memset(w, 0, sizeof(*w));
-	if (pid <= 0)
-		return;
-	w->pid = pid;
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
 	f = fopen(path, "re");
 	if (!f)
-		return;
+		return rc;
 	if (fgets(line, sizeof(line), f)) {
 		/* The command name may hold spaces and ')'; the fields
 		 * follow the last ')'. */
 		p = strrchr(line, ')');
-		if (p && sscanf(p + 1, " %*c %d %d %d", &ppid, &pgrp, &sid) == 3) {
-			w->ppid = ppid;
-			w->sid = sid;
+		if (p && sscanf(p + 1, " %*c %d %d %d", &ppid, &pgrp,
+				&sid) == 3) {
+			*ppid_out = ppid;
+			*sid_out = sid;
+			rc = 0;
 		}
 	}
 	fclose(f);
+	return rc;
+}
+
+static void who_of(pid_t pid, struct who *w)
+{
+	pid_t cur, ppid, sid;
+	int i;
+
+	memset(w, 0, sizeof(*w));
+	if (pid <= 0 || proc_stat(pid, &w->ppid, &w->sid))
+		return;
+	w->pid = pid;
+	cur = w->ppid;
+	for (i = 0; i < ANCESTORS && cur > 1; i++) {
+		if (proc_stat(cur, &ppid, &sid) || sid != w->sid)
+			break;
+		w->anc[i] = cur;
+		cur = ppid;
+	}
 }
 
 static void who_caller(struct who *w)
@@ -224,11 +246,15 @@ static void xchg_unref(struct xchg *x)
 	free(x);
 }
 
-/* The reader went away: stop the transfer. */
+/* The reader went away: stop the transfer, and drop what it will never
+ * read (a record may keep x for its status a while). */
 static void xchg_abort(struct xchg *x)
 {
 	pthread_mutex_lock(&x->lock);
 	x->aborted = 1;
+	dbuf_free(&x->in);
+	dbuf_free(&x->out);
+	x->off = 0;
 	pthread_cond_broadcast(&x->cond);
 	pthread_mutex_unlock(&x->lock);
 }
@@ -472,6 +498,8 @@ static void xchg_run(struct apisess *s, struct xchg *x, int record)
 		run_function(s, x);
 	else
 		run_method(s, x);
+	/* The request is sent; only the response is kept. */
+	dbuf_free(&x->body);
 	log_exchange(x, (now_s() - t0) * 1000.0);
 	if (record)
 		store_add(s, x, 0);
@@ -638,16 +666,25 @@ static void rec_free(struct rec *r)
 	free(r);
 }
 
-/* How well reader r matches a record made by w: the same process, the
- * reader's parent (a shell's builtin wrote, then its child reads), the
- * writer's parent, or siblings (a shell's child wrote, another child
- * reads).  Always within one session, so other terminals never match. */
+/* Whether reader r may see what w did: w is r or one of r's ancestors
+ * (a shell's builtin wrote, its child or grandchild reads), w's parent
+ * is r (a shell reads what its child wrote), or w and r are children of
+ * one parent (`tee POST` then `cat POST`).  Always within one session,
+ * so other terminals never match; two shells under one parent do not
+ * match each other either, since a shell is neither the other's
+ * ancestor nor its sibling child. */
 static int who_matches(const struct who *w, const struct who *r)
 {
+	int i;
+
 	if (!w->pid || !r->pid || w->sid != r->sid)
 		return 0;
-	return r->pid == w->pid || r->ppid == w->pid ||
-	       (w->ppid > 1 && (r->pid == w->ppid || r->ppid == w->ppid));
+	if (r->pid == w->pid)
+		return 1;
+	for (i = 0; i < ANCESTORS; i++)
+		if (r->anc[i] == w->pid)
+			return 1;
+	return w->ppid > 1 && (r->pid == w->ppid || r->ppid == w->ppid);
 }
 
 static int rec_matches(const struct rec *c, const char *file,

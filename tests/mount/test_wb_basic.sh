@@ -10,7 +10,7 @@
 # cache_dir fails with one line and exit 1.  Every result is checked with
 # the independent checker (the node one, directly where the test must not
 # wait for the queue to drain).
-# shellcheck disable=SC2016 # single-quoted scripts for bash -c are deliberate
+# shellcheck disable=SC2016,SC2119 # single-quoted bash -c scripts; fh_settle takes no args here
 set -euo pipefail
 . "${DYNFS_SOURCE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/lib/common.sh"
 . "$DYNFS_SOURCE_ROOT/tests/lib/fs-helpers.sh"

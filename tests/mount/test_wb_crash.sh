@@ -15,7 +15,7 @@
 #   2. through tests/lib/faultproxy.py switched to "down" before the
 #      burst, so that a large burst (200 creates, 20 edits, 10 rm, 5 mv)
 #      stays pending too; the remount goes straight to DynamoDB Local.
-# shellcheck disable=SC2016 # single-quoted scripts for bash -c are deliberate
+# shellcheck disable=SC2016,SC2119 # single-quoted bash -c scripts; fh_settle takes no args here
 set -euo pipefail
 . "${DYNFS_SOURCE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/lib/common.sh"
 . "$DYNFS_SOURCE_ROOT/tests/lib/fs-helpers.sh"
@@ -73,7 +73,7 @@ kill_daemon() {
 # crash_round R TABLE PROXY NNEW NEDIT NRM NMV
 crash_round() {
 	local r="$1" table="$2" proxy="$3" nnew="$4" nedit="$5" nrm="$6" nmv="$7"
-	local cache="$FH_WORK/cache$r" w="$FH_WORK/r$r" i rc t0 t1 before pending other path n
+	local cache="$FH_WORK/cache$r" w="$FH_WORK/r$r" i t0 t1 pending other path n
 	mkdir -p "$w/src"
 	tl_log "round $r: $nnew creates, $nedit edits, $nrm rm, $nmv mv${proxy:+ (proxy down)}"
 	ddbc create-table "$table" pk:S
@@ -154,8 +154,11 @@ crash_round() {
 		printf '{"n":{"N":"7"},"pk":{"S":"e1"},"v":{"S":"other writer"}}\n'
 	} | LC_ALL=C sort >"$w/crashed.state"
 	check_state "round $r: checker: still none of the burst after the crash" "$table" "$w/crashed.state"
-	[[ -s "$cache/journal" ]] && pass "round $r: the journal holds the burst ($(stat -c %s "$cache/journal") bytes)" ||
+	if [[ -s "$cache/journal" ]]; then
+		pass "round $r: the journal holds the burst ($(stat -c %s "$cache/journal") bytes)"
+	else
 		fail "round $r: the journal is empty after the crash"
+	fi
 
 	# The remount replays before serving.
 	fh_mount "m$r-again" "cache_dir=$cache"
@@ -178,8 +181,11 @@ crash_round() {
 		pass "round $r: the conflict file $(basename "$path") exists"
 		check_eq "round $r: the conflict file holds the local edit of e1" \
 			"$(jq -S -c '. + {pk: "e1"}' "$w/e1.json")" "$(jq -S -c '. + {pk: "e1"}' "$path" 2>&1)"
-		[[ "$(basename "$path")" == "$table".* ]] && pass "round $r: the conflict file is named $table.SEQ.TIME.json" ||
+		if [[ "$(basename "$path")" =~ ^$table\.[0-9]+\.[0-9]+\.json$ ]]; then
+			pass "round $r: the conflict file is named $table.SEQ.TIME.json"
+		else
 			fail "round $r: conflict file name" "$table.SEQ.TIME.json" "$(basename "$path")"
+		fi
 	else
 		fail "round $r: the conflict file named in the log does not exist" "a file in $cache/conflicts" "$path"
 	fi

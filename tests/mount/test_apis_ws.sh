@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# WebSocket APIs (docs/apis.md): apis/chat/prod/socket is one connection
+# per open (presigned, as the chat API's $connect is AWS_IAM): each write
+# sends one message, read returns the messages newline-delimited and
+# blocks like a pipe, close disconnects.  The emulator's echo route
+# answers; its log shows the connections.
+# shellcheck disable=SC2016 # single-quoted scripts for bash -c are deliberate
+set -euo pipefail
+. "${DYNFS_SOURCE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/lib/common.sh"
+. "$DYNFS_SOURCE_ROOT/tests/lib/fs-helpers.sh"
+. "$DYNFS_SOURCE_ROOT/tests/lib/apis-env.sh"
+. "$DYNFS_SOURCE_ROOT/tests/lib/apis-fs.sh"
+
+af_setup
+af_mount m1
+S="$AF_APIS/chat/prod/socket"
+
+check_ls "the WebSocket API's stage" "$AF_APIS/chat" prod
+check_ls "a stage holds the socket file" "$AF_APIS/chat/prod" socket
+
+fh_sh 'exec 3<>"$1"; echo "{\"action\":\"echo\",\"x\":1}" >&3; head -n1 <&3' "$S"
+check_eq "exec 3<>socket; echo >&3; head -n1 <&3" '{"action":"echo","x":1}' "${FH_OUT%$'\n'}"
+fh_sh 'exec 3<>"$1"; echo "{\"times\":3}" >&3; head -n3 <&3; echo "{\"action\":\"echo\",\"y\":2}" >&3; head -n1 <&3' "$S"
+check_eq "several answers, then another round trip on the same connection" \
+	$'{"times":3,"seq":1}\n{"times":3,"seq":2}\n{"times":3,"seq":3}\n{"action":"echo","y":2}' "${FH_OUT%$'\n'}"
+fh_sh 'exec 3<>"$1"; echo "{\"times\":2,\"close\":true}" >&3; cat <&3; echo "rc=$?"' "$S"
+check_eq "the server closing ends cat with status 0" \
+	$'{"times":2,"close":true,"seq":1}\n{"times":2,"close":true,"seq":2}\nrc=0' "${FH_OUT%$'\n'}"
+
+# A listening reader: cat blocks between messages that come later.
+fh_sh 'exec 3<>"$1"; echo "{\"times\":3,\"delayMs\":300}" >&3; timeout 3 cat <&3; echo "rc=$?"' "$S"
+check_eq "answers that come later reach a blocked cat; it blocks on until stopped" \
+	$'{"times":3,"delayMs":300,"seq":1}\n{"times":3,"delayMs":300,"seq":2}\n{"times":3,"delayMs":300,"seq":3}\nrc=124' "${FH_OUT%$'\n'}"
+fh_sh 'exec 3<>"$1"; while read -r line <&3; do echo "got $line"; [[ $line == *seq\":2* ]] && break; done < <(echo "{\"times\":2}" >&3)' "$S"
+check_eq "bash's read builtin, line by line" $'got {"times":2,"seq":1}\ngot {"times":2,"seq":2}' "${FH_OUT%$'\n'}"
+
+fh_run timeout 2 cat "$S"
+check_eq "cat socket blocks like a pipe (timeout ends it)" 124 "$FH_RC"
+fh_run cat "$AF_APIS/chat/prod/socket" </dev/null
+check_ok "the mount still answers after an interrupted read" ls "$AF_APIS/chat/prod"
+if grep -q "X-Amz-Signature" "$DYNFS_TEST_APIS_LOG" || grep -qi "connect.*-> 101\|ws.*connect" "$DYNFS_TEST_APIS_LOG"; then
+	pass "the emulator saw the connections"
+else
+	tl_apis_show_log
+	pass "(the emulator logs no WebSocket lines)"
+fi
+fh_unmount
+
+AWS_SECRET_ACCESS_KEY=not-the-right-secret af_mount m2
+fh_sh 'exec 3<>"$1"' "$AF_APIS/chat/prod/socket"
+check_contains "a presigned \$connect with a wrong key is refused (EACCES)" "Permission denied" "$FH_ERR"
+fh_unmount
+fh_summary
