@@ -213,7 +213,8 @@ static void lru_evict(struct cache *c)
 		free(r->text);
 		r->item = NULL;
 		r->text = NULL;
-		r->at_ms = 0; /* read again when wanted */
+		/* at_ms stays: stat still answers from size and mtime; a
+		 * read fetches the item again. */
 		c->evictions++;
 	}
 }
@@ -861,7 +862,7 @@ static int item_lookup(struct cache *c, const char *table, const json_t *key,
 	struct cdir *d;
 	json_t *item = NULL;
 	uint64_t seq0, now;
-	int rc, listed = 0;
+	int rc, listed = 0, dfresh, member;
 
 	err_clear(err);
 	memset(&rd, 0, sizeof(rd));
@@ -890,23 +891,26 @@ again:
 		pthread_mutex_unlock(&c->lock);
 		goto out;
 	}
+	/* A fresh listing vouches for its members as of the listing, and
+	 * says which names are not there. */
+	d = cdir_of_item(c, table, &s, key, !listed);
+	dfresh = d && cache_fresh(c, d->listed_ms, now);
+	member = dfresh && cmap_get(d->members, id.ptr, dbuf_len(&id));
 	if (r && r->state != CI_UNKNOWN &&
-	    (cache_fresh(c, r->at_ms, now) || r->pending)) {
+	    (cache_fresh(c, r->at_ms, now) || r->pending || member) &&
+	    (r->text || r->state == CI_ABSENT || (!a->text && !a->item_out))) {
 		c->hits++;
 		rc = r->state == CI_PRESENT ? answer_from(c, r, a) : -ENOENT;
 		pthread_mutex_unlock(&c->lock);
 		goto out;
 	}
-	d = cdir_of_item(c, table, &s, key, !listed);
-	if (d && cache_fresh(c, d->listed_ms, now) &&
-	    !cmap_get(d->members, id.ptr, dbuf_len(&id))) {
-		/* A fresh listing says it is not there. */
+	if (dfresh && !member) {
 		c->hits++;
 		pthread_mutex_unlock(&c->lock);
 		rc = -ENOENT;
 		goto out;
 	}
-	if (d && !listed && list_instead(c, d, now)) {
+	if (d && !dfresh && !listed && list_instead(c, d, now)) {
 		/* Many lookups in one directory (cp into it, cat of many
 		 * files): one listing answers them all, absent names too. */
 		struct dbuf arr;

@@ -99,23 +99,25 @@ static int apifs_opt_proc(void *data, const char *arg, int key,
 int apifs_opts_parse(struct fuse_args *args, struct apifs_opts **out)
 {
 	struct apifs_opts *o = calloc(1, sizeof(*o));
+	int rc = -1;
 
-	*out = NULL;
+	*out = o;
 	if (!o)
-		return -1;
+		goto out;
 	o->ttl = APIFS_DEFAULT_TTL;
 	o->timeout = APIFS_DEFAULT_TIMEOUT;
 	o->keep = APIFS_DEFAULT_KEEP;
 	dbuf_init(&o->headers, DBUF_CAP_SMALL);
-	*out = o;
 	if (fuse_opt_parse(args, o, apifs_opt_spec, apifs_opt_proc) == -1)
-		return -1;
+		goto out;
 	if (o->timeout == 0) {
 		fprintf(stderr, "dynfs: bad -o apis_timeout=0: "
 			"use a number of seconds above 0\n");
-		return -1;
+		goto out;
 	}
-	return 0;
+	rc = 0;
+out:
+	return rc;
 }
 
 void apifs_opts_free(struct apifs_opts *o)

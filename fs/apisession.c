@@ -25,6 +25,9 @@
 #define RECS_MAX 4096
 /* How often a waiting read looks for an interrupt (ms). */
 #define WAIT_SLICE_MS 100
+/* How long close waits for the end of a response its reader left, to
+ * report an error status (ms). */
+#define CLOSE_WAIT_MS 2000
 
 /* How far up a reader's ancestors a writer is looked for: a shell, then
  * wrappers such as timeout or xargs, then the reader. */
@@ -103,7 +106,9 @@ struct apisess {
 	pthread_mutex_t hdr_lock;
 	struct fhdr *fhdrs;
 
-	/* Live worker threads; apisess_free waits for none.  A leaf. */
+	/* Live worker threads; apisess_free waits for none.  A leaf, also
+	 * taken under an xchg's lock (a worker waiting for its reader looks
+	 * at stopping). */
 	pthread_mutex_t workers_lock;
 	pthread_cond_t workers_cond;
 	unsigned workers;
@@ -388,7 +393,9 @@ static void run_function(struct apisess *s, struct xchg *x)
 	rc = lambda_invoke(s->lam, x->t.function, dbuf_str(&x->body),
 			   dbuf_len(&x->body), &r, &err);
 	pthread_mutex_lock(&x->lock);
-	if (rc) {
+	if (x->aborted) {
+		x->err = -EINTR; /* nobody reads the payload */
+	} else if (rc) {
 		x->err = rc;
 		x->status = err.status;
 		log_msg(LOG_LVL_ERROR, "functions: invoke %s failed: %s",
@@ -607,10 +614,8 @@ static int xchg_prepare(struct apisess *s, struct apifile *f,
 	/* `cat functions/f` alone invokes with the payload {}. */
 	if (!rc && x->is_function && !dbuf_len(&f->body))
 		rc = dbuf_adds(&x->body, "{}");
-	if (rc) {
-		xchg_unref(x);
-		return rc;
-	}
+	if (rc)
+		goto out;
 	if (dbuf_len(&f->body)) {
 		dbuf_free(&x->body);
 		x->body = f->body;
@@ -620,7 +625,10 @@ static int xchg_prepare(struct apisess *s, struct apifile *f,
 	x->w[0] = *by;
 	x->w[1] = f->opener;
 	*out = x;
-	return 0;
+	x = NULL;
+out:
+	xchg_unref(x);
+	return rc;
 }
 
 /* Under f->lock: start f's exchange on a worker thread. */
@@ -634,7 +642,7 @@ static int xchg_start(struct apisess *s, struct apifile *f,
 
 	rc = xchg_prepare(s, f, by, &x);
 	if (rc)
-		return rc;
+		goto out;
 	x->bounded = 1;
 	x->refs = 2; /* f's and the worker's */
 	pthread_mutex_lock(&s->workers_lock);
@@ -650,11 +658,12 @@ static int xchg_start(struct apisess *s, struct apifile *f,
 		pthread_mutex_unlock(&s->workers_lock);
 		x->refs = 1;
 		xchg_unref(x);
-		return rc;
+		goto out;
 	}
 	f->x = x;
 	f->reported = 0;
-	return 0;
+out:
+	return rc;
 }
 
 /* ---- records ------------------------------------------------------------ */
@@ -1084,13 +1093,13 @@ int apisess_open(struct apisess *s, const char *path, struct api_target *t,
 		return -ENOMEM;
 	pthread_mutex_init(&f->lock, NULL);
 	dbuf_init(&f->body, DBUF_CAP_BODY);
+	f->t = *t;
+	memset(t, 0, sizeof(*t));
 	f->path = strdup(path);
 	if (!f->path) {
 		rc = -ENOMEM;
 		goto out;
 	}
-	f->t = *t;
-	memset(t, 0, sizeof(*t));
 	f->acc = flags & O_ACCMODE;
 	who_caller(&f->opener);
 	if (f->t.kind == TARGET_SOCKET)
@@ -1213,6 +1222,28 @@ int apisess_truncate(struct apisess *s, struct apifile *f, off_t size)
 	return 0;
 }
 
+/* The outcome of x once it ended, waiting CLOSE_WAIT_MS at most; 0 when
+ * it has not ended, or when a full buffer shows that the rest of a large
+ * response is still to come (waiting would only hold the close). */
+static int wait_end(struct xchg *x)
+{
+	struct timespec ts;
+	int rc = 0, waited = 0;
+
+	pthread_mutex_lock(&x->lock);
+	while (!x->done && waited < CLOSE_WAIT_MS &&
+	       dbuf_len(&x->in) + dbuf_len(&x->out) - x->off < STREAM_AHEAD &&
+	       !fuse_interrupted()) {
+		deadline_in(&ts, WAIT_SLICE_MS);
+		pthread_cond_timedwait(&x->cond, &x->lock, &ts);
+		waited += WAIT_SLICE_MS;
+	}
+	if (x->done)
+		rc = x->err;
+	pthread_mutex_unlock(&x->lock);
+	return rc;
+}
+
 /* close(): what was written and not yet sent goes now, and the close
  * waits for the whole response.  A write-only descriptor keeps it for
  * the next read-open by this process or its parent; one opened for
@@ -1231,10 +1262,7 @@ int apisess_flush(struct apisess *s, struct apifile *f)
 		/* A failure no read has told yet (the reader stopped
 		 * before the end) is told by close. */
 		if (f->x && !f->reported) {
-			pthread_mutex_lock(&f->x->lock);
-			if (f->x->done)
-				rc = f->x->err;
-			pthread_mutex_unlock(&f->x->lock);
+			rc = wait_end(f->x);
 			f->reported = rc != 0;
 		}
 		goto out;

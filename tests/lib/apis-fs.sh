@@ -1,5 +1,6 @@
 # shellcheck shell=bash
 # shellcheck disable=SC2034 # AF_* and TL_MNT are read by the tests and common.sh
+# shellcheck disable=SC2089,SC2090 # AF_XA_PY is a python program, passed whole
 # tests/lib/apis-fs.sh: helpers of the apis/ and functions/ mount tests
 # (tests/mount/test_apis_*.sh).  Source it after common.sh, fs-helpers.sh
 # and apis-env.sh:
@@ -9,7 +10,8 @@
 #     af_mount NAME [OPTS]   mount at $FH_WORK/NAME with -d and the
 #                            emulator's endpoints (apis_connect, apis_cafile,
 #                            apigw_endpoint, apigwv2_endpoint,
-#                            lambda_endpoint); the daemon's stderr (the -d
+#                            lambda_endpoint; none of these three with
+#                            AF_ENV_ENDPOINTS=1); the daemon's stderr (the -d
 #                            log) is $FH_LOG.  Sets FH_MNT, AF_APIS, AF_FNS.
 #     af_xa get|set|list|rm FILE [NAME [VALUE]]
 #                            extended attributes through python3 (no attr
@@ -59,8 +61,12 @@ af_mount() {
 	local name="$1" opts="${2:-}" all
 	all="endpoint=$FH_EP,region=us-east-1"
 	all+=",apis_connect=$DYNFS_TEST_APIS_CONNECT,apis_cafile=$DYNFS_TEST_APIS_CAFILE"
-	all+=",apigw_endpoint=$DYNFS_TEST_MOTO_ENDPOINT,apigwv2_endpoint=$DYNFS_TEST_MOTO_ENDPOINT"
-	all+=",lambda_endpoint=$DYNFS_TEST_LAMBDA_ENDPOINT${opts:+,$opts}"
+	# AF_ENV_ENDPOINTS=1: the endpoints come from the environment.
+	if [[ "${AF_ENV_ENDPOINTS:-0}" != 1 ]]; then
+		all+=",apigw_endpoint=$DYNFS_TEST_MOTO_ENDPOINT,apigwv2_endpoint=$DYNFS_TEST_MOTO_ENDPOINT"
+		all+=",lambda_endpoint=$DYNFS_TEST_LAMBDA_ENDPOINT"
+	fi
+	all+="${opts:+,$opts}"
 	FH_MNT="$FH_WORK/$name"
 	FH_T="$FH_MNT/tables"
 	FH_LOG="$FH_WORK/$name.log"

@@ -69,4 +69,23 @@ tl_wait_exit "$pb" 120 || fh_fatal "shell B did not finish"
 check_eq "shell A got its own six results" "$(for i in $(seq 1 6); do printf '{"who":"A%d"}\n' "$i"; done)" "$(cat "$FH_WORK/A.out")"
 check_eq "shell B got its own six results" "$(for i in $(seq 1 6); do printf '{"who":"B%d"}\n' "$i"; done)" "$(cat "$FH_WORK/B.out")"
 fh_unmount
+
+# The endpoints from AWS_ENDPOINT_URL_<SERVICE>, as the AWS CLI reads them;
+# a Lambda endpoint that answers nothing fails the listing, not the mount.
+port="$(tl_closed_port)"
+AF_ENV_ENDPOINTS=1 AWS_ENDPOINT_URL_API_GATEWAY="$DYNFS_TEST_MOTO_ENDPOINT" \
+	AWS_ENDPOINT_URL_APIGATEWAYV2="$DYNFS_TEST_MOTO_ENDPOINT" \
+	AWS_ENDPOINT_URL_LAMBDA="http://127.0.0.1:$port" af_mount m2
+check_ls "AWS_ENDPOINT_URL_API_GATEWAY and ..._APIGATEWAYV2 are used" "$AF_APIS" \
+	chat inventory "shop~$DYNFS_TEST_API_SHOP" "shop~$DYNFS_TEST_API_SHOP2"
+fh_run ls "$AF_FNS"
+check_contains "AWS_ENDPOINT_URL_LAMBDA is used: nothing listens there" "reading directory" "$FH_ERR"
+check_ok "the failure is logged with curl's words" grep -q "apis: listing /functions failed: .*$port" "$FH_LOG"
+fh_unmount
+AF_ENV_ENDPOINTS=1 AWS_ENDPOINT_URL_LAMBDA="$DYNFS_TEST_LAMBDA_ENDPOINT" \
+	AWS_ENDPOINT_URL_API_GATEWAY="http://127.0.0.1:$port" af_mount m3 "lambda_endpoint=http://127.0.0.1:$port"
+fh_run ls "$AF_FNS"
+check_contains "-o lambda_endpoint= wins over the environment" "reading directory" "$FH_ERR"
+check_ok "(the log says where)" grep -q "apis: listing /functions failed: .*$port" "$FH_LOG"
+fh_unmount
 fh_summary

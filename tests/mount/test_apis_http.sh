@@ -4,7 +4,7 @@
 # takes), ANY /things/{proxy+} (every METHOD file, any depth), GET
 # /items/{id}, an AWS_IAM route, query strings, xattrs.  Expectations come
 # from the back end's echo, the emulator's request log and curl.
-# shellcheck disable=SC2016 # single-quoted scripts for bash -c are deliberate
+# shellcheck disable=SC2016,SC2317 # single-quoted bash -c scripts; poll functions called indirectly
 set -euo pipefail
 . "${DYNFS_SOURCE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/lib/common.sh"
 . "$DYNFS_SOURCE_ROOT/tests/lib/fs-helpers.sh"
