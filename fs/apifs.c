@@ -509,6 +509,18 @@ int apifs_release(struct apifs *a, const char *path,
 #define XA_PREFIX "user.dynfs."
 #define XA_HEADER "user.dynfs.header."
 
+/* Request headers may hold tokens (a JWT route's Authorization): only
+ * the user who mounted (and root) sees or changes them, even with
+ * -o allow_other. */
+static int header_access(const struct apifs *a)
+{
+	struct fuse_context *ctx = fuse_get_context();
+
+	if (!ctx || ctx->uid == 0 || ctx->uid == a->uid)
+		return 0;
+	return -EACCES;
+}
+
 static int xattr_out(const struct dbuf *v, char *value, size_t size)
 {
 	if (dbuf_len(v) > INT32_MAX)
@@ -539,8 +551,10 @@ int apifs_getxattr(struct apifs *a, const char *path, const char *name,
 	rc = -ENODATA;
 	if (t.kind == TARGET_METHOD &&
 	    !strncmp(name, XA_HEADER, strlen(XA_HEADER)))
-		rc = apisess_header_get(a->sess, t.file,
-					name + strlen(XA_HEADER), &v);
+		rc = header_access(a) ? header_access(a)
+				      : apisess_header_get(a->sess, t.file,
+							   name + strlen(XA_HEADER),
+							   &v);
 	else if (t.kind == TARGET_METHOD || t.kind == TARGET_FUNCTION)
 		rc = apisess_meta(a->sess, path, name + strlen(XA_PREFIX), &v);
 	if (!rc)
@@ -574,6 +588,9 @@ int apifs_setxattr(struct apifs *a, const char *path, const char *name,
 		rc = -EINVAL;
 		goto out;
 	}
+	rc = header_access(a);
+	if (rc)
+		goto out;
 	dbuf_init(&cur, DBUF_CAP_SMALL);
 	exists = apisess_header_get(a->sess, t.file, h, &cur) == 0;
 	dbuf_free(&cur);
@@ -602,7 +619,7 @@ int apifs_listxattr(struct apifs *a, const char *path, char *list,
 		return rc;
 	dbuf_init(&v, DBUF_CAP_SMALL);
 	dbuf_init(&scratch, DBUF_CAP_BODY);
-	if (t.kind == TARGET_METHOD)
+	if (t.kind == TARGET_METHOD && !header_access(a))
 		rc = apisess_header_names(a->sess, t.file, &v);
 	for (i = 0; i < 3 && !rc && (t.kind == TARGET_METHOD ||
 				     t.kind == TARGET_FUNCTION); i++) {
@@ -629,9 +646,10 @@ int apifs_removexattr(struct apifs *a, const char *path, const char *name)
 	rc = resolve(a, path, &t);
 	if (rc)
 		return rc;
-	rc = t.kind == TARGET_METHOD
-		? apisess_header_del(a->sess, t.file, name + strlen(XA_HEADER))
-		: -ENODATA;
+	rc = t.kind != TARGET_METHOD ? -ENODATA : header_access(a);
+	if (!rc)
+		rc = apisess_header_del(a->sess, t.file,
+					name + strlen(XA_HEADER));
 	api_target_free(&t);
 	return rc;
 }

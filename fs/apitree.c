@@ -809,12 +809,17 @@ static int lock_api(struct apitree *t, struct comps *c, struct api **ap,
 		    int need_detail, struct aws_err *err)
 {
 	struct api *a;
-	int rc;
+	int rc, ok;
 
 	rc = ensure_apis(t, err);
 	if (rc)
-		return rc;
-	if (need_detail) {
+		goto out;
+	pthread_mutex_lock(&t->lock);
+	a = find_api(t, c->v[1]);
+	ok = !need_detail || (a && a->d && fresh(t, a->d->at, 1));
+	pthread_mutex_unlock(&t->lock);
+	/* Only a stale detail waits for refresh_lock (and another fetch). */
+	if (!ok) {
 		pthread_mutex_lock(&t->refresh_lock);
 		pthread_mutex_lock(&t->lock);
 		a = find_api(t, c->v[1]);
@@ -822,16 +827,18 @@ static int lock_api(struct apitree *t, struct comps *c, struct api **ap,
 		rc = a ? ensure_detail(t, a, err) : -ENOENT;
 		pthread_mutex_unlock(&t->refresh_lock);
 		if (rc)
-			return rc;
+			goto out;
 	}
 	pthread_mutex_lock(&t->lock);
 	a = find_api(t, c->v[1]);
 	if (!a || (need_detail && !a->d)) {
 		pthread_mutex_unlock(&t->lock);
-		return -ENOENT;
+		rc = -ENOENT;
+		goto out;
 	}
-	*ap = a;
-	return 0;
+	*ap = a; /* t->lock stays held */
+out:
+	return rc;
 }
 
 static int resolve_function(struct apitree *t, const char *name,

@@ -68,6 +68,9 @@ check_contains "a 503: cat exits 1" "rc=1" "$FH_OUT"
 check_contains "as EIO" "Input/output error" "$FH_ERR"
 
 # Listings are cached for apis_ttl (2 s here) and then fetched again.
+# The first pair of ls fetches (the steps above may have taken longer
+# than apis_ttl on a loaded machine); the second must not.
+ls "$I" >/dev/null; ls "$I/items" >/dev/null
 n1="$(grep -c 'apigateway GET /v2/apis/.*/routes' "$FH_LOG" || true)"
 ls "$I" >/dev/null; ls "$I/items" >/dev/null
 n2="$(grep -c 'apigateway GET /v2/apis/.*/routes' "$FH_LOG" || true)"
@@ -76,5 +79,39 @@ sleep 2.5
 ls "$I" >/dev/null
 n3="$(grep -c 'apigateway GET /v2/apis/.*/routes' "$FH_LOG" || true)"
 check_eq "after apis_ttl they are" "$((n2 + 1))" "$n3"
+
+# --- more APIs, made with the AWS CLI in moto: names that need escaping, a
+# REST API with a method on / and ANY /{proxy+} ------------------------------
+tl_require_aws
+awsm() { aws --endpoint-url "$DYNFS_TEST_MOTO_ENDPOINT" --output text "$@"; }
+awsm apigateway create-rest-api --name 'odd/name' --query id >/dev/null
+awsm apigateway create-rest-api --name '.dot~x%' --query id >/dev/null
+rid="$(awsm apigateway create-rest-api --name rootapi --query id)"
+root="$(awsm apigateway get-resources --rest-api-id "$rid" --query 'items[0].id')"
+proxy="$(awsm apigateway create-resource --rest-api-id "$rid" --parent-id "$root" --path-part '{proxy+}' --query id)"
+mockm() { # RESOURCE METHOD WORD: answers {"at": "WORD"}
+	awsm apigateway put-method --rest-api-id "$rid" --resource-id "$1" --http-method "$2" --authorization-type NONE >/dev/null
+	awsm apigateway put-integration --rest-api-id "$rid" --resource-id "$1" --http-method "$2" --type MOCK \
+		--request-templates '{"application/json":"{\"statusCode\": 200}"}' >/dev/null
+	awsm apigateway put-method-response --rest-api-id "$rid" --resource-id "$1" --http-method "$2" --status-code 200 >/dev/null
+	awsm apigateway put-integration-response --rest-api-id "$rid" --resource-id "$1" --http-method "$2" --status-code 200 \
+		--selection-pattern '' --response-templates "{\"application/json\":\"{\\\"at\\\": \\\"$3\\\"}\"}" >/dev/null
+}
+mockm "$root" GET root
+mockm "$proxy" ANY proxy
+awsm apigateway create-deployment --rest-api-id "$rid" --stage-name v1 >/dev/null
+sleep 2.5 # apis_ttl
+want="$(sorted chat inventory "shop~$DYNFS_TEST_API_SHOP" "shop~$DYNFS_TEST_API_SHOP2" 'odd%2Fname' '%2Edot%7Ex%25' rootapi)"
+check_eq "API names with '/', a leading '.', '~' and '%' are escaped" "$want" "$(fh_ls "$AF_APIS")"
+check_ls "a REST stage with a method on / and {proxy+}" "$AF_APIS/rootapi/v1" GET '{proxy+}'
+check_ls "ANY shows every METHOD" "$AF_APIS/rootapi/v1/{proxy+}" "${ALL[@]}"
+fh_run cat "$AF_APIS/rootapi/v1/GET"
+check_eq "GET / at the stage root" '{"at": "root"}' "$FH_OUT"
+fh_run cat "$AF_APIS/rootapi/v1/a/b/c/PATCH"
+check_eq "ANY /{proxy+} at depth 3" '{"at": "proxy"}' "$FH_OUT"
+fh_run stat -c %F "$AF_APIS/rootapi/v1/POST"
+check_eq "no POST on /, so POST there is a {proxy+} directory" directory "${FH_OUT%$'\n'}"
+fh_run cat "$AF_APIS/rootapi/v1/POST/POST"
+check_eq "and POST/POST is POST /POST" '{"at": "proxy"}' "$FH_OUT"
 fh_unmount
 fh_summary
