@@ -849,7 +849,8 @@ static int list_instead(struct cache *c, struct cdir *d, uint64_t now)
 static int stale_ok(int rc)
 {
 	return rc == -ETIMEDOUT || rc == -ECONNREFUSED || rc == -ECONNRESET ||
-	       rc == -EHOSTUNREACH || rc == -EAGAIN || rc == -EIO;
+	       rc == -EHOSTUNREACH || rc == -EAGAIN || rc == -EIO ||
+	       rc == -EPROTO; /* an empty reply, as a reset proxy gives */
 }
 
 static int item_lookup(struct cache *c, const char *table, const json_t *key,
