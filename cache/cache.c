@@ -177,6 +177,21 @@ static int cache_tables_snapshot(struct cache *c, struct dbuf *out,
 
 	dbuf_reset(out);
 	rc = ddb_list_tables(c->ddb, 0, cache_collect_name, out, err);
+	if (rc && rc != -EACCES) {
+		/* DynamoDB out of reach: the last list, however old, keeps
+		 * the tables' paths working for cached reads and queued
+		 * writes. */
+		pthread_mutex_lock(&c->lock);
+		if (c->tables_ms) {
+			dbuf_reset(out);
+			rc = dbuf_add(out, dbuf_str(&c->tables),
+				      dbuf_len(&c->tables));
+			if (!rc && err)
+				awserr_clear(err);
+		}
+		pthread_mutex_unlock(&c->lock);
+		return rc;
+	}
 	if (rc)
 		return rc;
 	pthread_mutex_lock(&c->lock);
@@ -290,7 +305,21 @@ int cache_table_schema(struct cache *c, const char *table,
 		return rc;
 
 	rc = ddb_describe_table(c->ddb, table, &desc, err);
-	if (rc)
+	if (rc && rc != -ENOENT && rc != -EACCES) {
+		/* DynamoDB out of reach: a key schema known before still
+		 * holds (it changes only with a new table), so queued
+		 * writes and cached reads go on. */
+		pthread_mutex_lock(&c->lock);
+		t = cmap_get(c->schemas, table, strlen(table));
+		if (t && t->schema_ms) {
+			*out = t->schema;
+			rc = 0;
+		}
+		pthread_mutex_unlock(&c->lock);
+		if (!rc && err)
+			awserr_clear(err);
+	}
+	if (rc || !desc)
 		goto out;
 	rc = schema_from_table(desc, out);
 	if (rc) {

@@ -922,9 +922,9 @@ again:
 				s.has_sk ? json_object_get(key, s.pk.name)
 					 : NULL, &arr, err);
 		centries_free(&arr);
-		if (rc && !stale_ok(rc))
-			goto out;
-		listed = 1; /* out of reach: GetItem says what it can */
+		/* A failed listing falls back to GetItem, which says what
+		 * the failure means for this one key. */
+		listed = 1;
 		goto again;
 	}
 	seq0 = c->seq;
