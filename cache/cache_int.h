@@ -112,6 +112,9 @@ int cache_item_id(const char *table, const struct cache_schema *s,
 int cache_dir_id(const char *table, const json_t *pvalue, struct dbuf *out);
 
 void cache_citem_free(void *p);
+/* The record of a key (under lock); made when create, else NULL. */
+struct citem *cache_citem_get(struct cache *c, const struct dbuf *id,
+			      const json_t *key, int create);
 void cache_cdir_free(void *p);
 void cache_scratch_free_all(struct cache *c);
 /* The item's hint (record item, else kept hint); new reference or NULL.

@@ -137,7 +137,7 @@ fail:
 
 /* ---- records (under c->lock) ----------------------------------------- */
 
-static struct citem *citem_get(struct cache *c, const struct dbuf *id,
+struct citem *cache_citem_get(struct cache *c, const struct dbuf *id,
 			       const json_t *key, int create)
 {
 	struct citem *r = cmap_get(c->items, id->ptr, dbuf_len(id));
@@ -400,7 +400,7 @@ json_t *cache_hint_get(struct cache *c, const char *table,
 	if (cache_item_id(table, s, key, &id))
 		goto out;
 	pthread_mutex_lock(&c->lock);
-	r = citem_get(c, &id, key, 0);
+	r = cache_citem_get(c, &id, key, 0);
 	if (r)
 		h = hint_merge(r->hint, r->item);
 	pthread_mutex_unlock(&c->lock);
@@ -484,7 +484,7 @@ static int list_page(void *ctx, json_t *items)
 
 		dbuf_reset(&l->id);
 		if (!key || cache_item_id(l->table, l->s, key, &l->id) ||
-		    !(r = citem_get(c, &l->id, key, 1))) {
+		    !(r = cache_citem_get(c, &l->id, key, 1))) {
 			json_decref(key);
 			continue;
 		}
@@ -879,7 +879,7 @@ static int item_lookup(struct cache *c, const char *table, const json_t *key,
 again:
 	now = cache_now_ms();
 	pthread_mutex_lock(&c->lock);
-	r = citem_get(c, &id, key, 0);
+	r = cache_citem_get(c, &id, key, 0);
 	if (r && r->err && a->text) {
 		/* A write-back of this key was lost (a conflict): the next
 		 * open says so.  Twice, as the kernel retries an open that
@@ -936,7 +936,7 @@ again:
 		/* DynamoDB out of reach: what was read before still
 		 * serves, as a disconnected NFS client would. */
 		pthread_mutex_lock(&c->lock);
-		r = citem_get(c, &id, key, 0);
+		r = cache_citem_get(c, &id, key, 0);
 		d = cdir_of_item(c, table, &s, key, 0);
 		if (r && r->state == CI_PRESENT)
 			rc = answer_from(c, r, a);
@@ -958,7 +958,7 @@ again:
 	}
 	now = cache_now_ms();
 	pthread_mutex_lock(&c->lock);
-	r = citem_get(c, &id, key, 1);
+	r = cache_citem_get(c, &id, key, 1);
 	if (r && r->seq <= seq0 && !r->pending) {
 		if (rd.item)
 			citem_set_present(c, r, &rd, now, 0);
@@ -1175,7 +1175,7 @@ static void note_written(struct cache *c, const char *table,
 	pthread_mutex_lock(&c->lock);
 	if (cache_item_id(table, s, key, &id))
 		goto out;
-	r = citem_get(c, &id, key, 1);
+	r = cache_citem_get(c, &id, key, 1);
 	if (!r)
 		goto out;
 	r->seq = ++c->seq;
@@ -1211,7 +1211,7 @@ static void note_deleted(struct cache *c, const char *table,
 	pthread_mutex_lock(&c->lock);
 	if (cache_item_id(table, s, key, &id))
 		goto out;
-	r = citem_get(c, &id, key, 1);
+	r = cache_citem_get(c, &id, key, 1);
 	if (!r)
 		goto out;
 	r->seq = ++c->seq;
@@ -1241,7 +1241,7 @@ static json_t *save_base(struct cache *c, const char *table,
 		return NULL;
 	dbuf_init(&id, DBUF_CAP_SMALL);
 	pthread_mutex_lock(&c->lock);
-	r = cache_item_id(table, s, key, &id) ? NULL : citem_get(c, &id, key, 0);
+	r = cache_item_id(table, s, key, &id) ? NULL : cache_citem_get(c, &id, key, 0);
 	if (r && r->state == CI_PRESENT && r->item) {
 		base = r->item;
 		if (hint && !cache_item_same(hint, base) &&

@@ -64,7 +64,6 @@ struct wop {
 	int inflight;
 	int deps;                  /* earlier ops on its keys not done */
 	struct wop *dependents[2]; /* later ops on its keys */
-	int replayed;     /* from the journal: may have landed already */
 };
 
 /* key id -> the newest op on that key */
@@ -84,7 +83,6 @@ struct wbc {
 	uint64_t seq;
 	int limit, max_workers, active;
 	int urgent;         /* fsync or drain waiting: send now */
-	int stop;           /* unmount: everything is due */
 	int quit;           /* workers leave */
 	int submitting;     /* journaled, not yet queued */
 	json_t *done;       /* seqs of finished ops, for the journal */
@@ -280,29 +278,11 @@ static struct wkey *wkey_get(struct wbc *w, const struct dbuf *id, int create)
 	return k;
 }
 
-/* The record of a key: pending counts the ops not yet in DynamoDB. */
-static struct citem *record(struct cache *c, const struct dbuf *id,
-			    const json_t *key)
-{
-	struct citem *r = cmap_get(c->items, id->ptr, dbuf_len(id));
-
-	if (r)
-		return r;
-	r = calloc(1, sizeof(*r));
-	if (!r)
-		return NULL;
-	r->key = json_deep_copy(key);
-	if (!r->key || cmap_put(c->items, id->ptr, dbuf_len(id), r)) {
-		cache_citem_free(r);
-		return NULL;
-	}
-	return r;
-}
-
 static void pending_add(struct cache *c, const struct dbuf *id,
 			const json_t *key, int delta)
 {
-	struct citem *r = record(c, id, key);
+	/* pending counts the ops not yet in DynamoDB */
+	struct citem *r = cache_citem_get(c, id, key, 1);
 
 	if (!r)
 		return;
@@ -549,7 +529,7 @@ static void logf_(struct cache *c, int error, const char *fmt, ...)
 /* The condition "the item equals base": one equality per attribute (and
  * the key exists), within DynamoDB's 4 KB expression limit; an item with
  * more attributes than fit is checked on those that do. */
-static int cond_image(const struct wop *o, const json_t *base,
+static int cond_image(const json_t *base,
 		      const struct cache_schema *s, const char *vattr,
 		      struct dbuf *expr, json_t **names, json_t **values)
 {
@@ -562,7 +542,6 @@ static int cond_image(const struct wop *o, const json_t *base,
 	*values = json_object();
 	if (!*names || !*values)
 		return -ENOMEM;
-	(void)o;
 	if (json_object_set_new(*names, "#k", json_string(s->pk.name)) ||
 	    dbuf_adds(expr, "attribute_exists(#k)"))
 		return -ENOMEM;
@@ -591,7 +570,7 @@ static int cond_image(const struct wop *o, const json_t *base,
 }
 
 /* A condition for ops on o's source key, as a ddb_cond. */
-static int cond_build(struct wbc *w, const struct wop *o, const json_t *base,
+static int cond_build(struct wbc *w, const json_t *base,
 		      enum wop_cond cond, const struct cache_schema *s,
 		      struct dbuf *expr, struct ddb_cond *out)
 {
@@ -599,7 +578,7 @@ static int cond_build(struct wbc *w, const struct wop *o, const json_t *base,
 
 	out->names = out->values = NULL;
 	if (cond == COND_IMAGE) {
-		rc = cond_image(o, base, s, w->version_attr, expr, &out->names,
+		rc = cond_image(base, s, w->version_attr, expr, &out->names,
 				&out->values);
 	} else if (cond == COND_EXISTS) {
 		out->names = json_pack("{s:s}", "#k", s->pk.name);
@@ -783,7 +762,7 @@ static int send_single(struct wbc *w, struct wop *o, struct aws_err *err)
 	memset(&cd, 0, sizeof(cd));
 	if (o->kind == WOP_DEL && o->cond == COND_CREATE)
 		goto out; /* created and removed before it was ever sent */
-	rc = cond_build(w, o, o->base, o->cond, &o->s, &expr, &cd);
+	rc = cond_build(w, o->base, o->cond, &o->s, &expr, &cd);
 	if (rc)
 		goto out;
 	if (o->kind == WOP_PUT) {
@@ -1005,7 +984,7 @@ static size_t take(struct wbc *w, struct wop **ops, uint64_t *wait_ms)
 	uint64_t now = cache_now_ms(), next = UINT64_MAX, t;
 	struct wop *o, *nx;
 	size_t n = 0;
-	int all = w->urgent || w->stop || w->queued >= WBC_BATCH;
+	int all = w->urgent || w->queued >= WBC_BATCH;
 
 	for (o = w->head; o && n < WBC_BATCH; o = nx) {
 		nx = o->next;
@@ -1027,10 +1006,7 @@ static size_t take(struct wbc *w, struct wop **ops, uint64_t *wait_ms)
 		if (o->cond != COND_CREATE || o->kind != WOP_PUT)
 			break;
 	}
-	if (n)
-		w->inflight++;
-	if (n > 1)
-		w->inflight += n - 1;
+	w->inflight += n;
 	*wait_ms = next == UINT64_MAX ? 1000 : next > now ? next - now : 1;
 	return n;
 }
@@ -1268,7 +1244,6 @@ static struct wop *wop_of_record(struct wbc *w, const json_t *rec,
 	o->item = json_incref(item);
 	o->base = json_incref(base);
 	o->seq = (uint64_t)seq;
-	o->replayed = 1;
 	json_array_append_new(o->seqs, json_integer(seq));
 	if (table2) {
 		o->s2 = s2;
