@@ -18,64 +18,13 @@
 #include "backend/creds.h"
 #include "backend/http.h"
 #include "backend/svc.h"
+#include "tests/scripted.h"
 
 #define EP "https://apigateway.us-east-1.amazonaws.com"
 #define MAX_ROUTES 16
 
-struct answer {
-	const char *url; /* exact URL */
-	long status;
-	const char *body;
-	const char *headers;
-};
-
-static struct {
-	const struct answer *answers;
-	size_t nanswers;
-	char log[4096]; /* every URL asked, one a line */
-	int calls;
-	int signed_all; /* every request had an apigateway signature */
-} T;
-
-static int by_url(void *ctx, const struct http_request *req,
-		  struct http_response *resp)
-{
-	size_t i, l = strlen(T.log);
-	int sig = 0;
-
-	(void)ctx;
-	T.calls++;
-	snprintf(T.log + l, sizeof(T.log) - l, "%s\n", req->url);
-	for (i = 0; i < req->nheaders; i++)
-		if (!strcmp(req->headers[i].name, "authorization") &&
-		    strstr(req->headers[i].value,
-			   "/us-east-1/apigateway/aws4_request"))
-			sig = 1;
-	if (!sig)
-		T.signed_all = 0;
-	for (i = 0; i < T.nanswers; i++) {
-		if (strcmp(T.answers[i].url, req->url))
-			continue;
-		resp->status = T.answers[i].status;
-		assert_int_equal(dbuf_adds(&resp->body, T.answers[i].body), 0);
-		if (T.answers[i].headers)
-			assert_int_equal(dbuf_adds(&resp->headers,
-						   T.answers[i].headers), 0);
-		return 0;
-	}
-	resp->status = 404;
-	assert_int_equal(dbuf_adds(&resp->body,
-				   "{\"message\":\"test: no answer\"}"), 0);
-	assert_int_equal(dbuf_adds(&resp->headers,
-				   "x-amzn-ErrorType: NotFoundException\r\n"), 0);
-	return 0;
-}
-
-static void no_sleep(void *ctx, unsigned ms)
-{
-	(void)ctx;
-	(void)ms;
-}
+/* The fake network (tests/scripted.h); fixture_new fills it. */
+static struct script S;
 
 struct fixture {
 	struct awscfg *cfg;
@@ -85,7 +34,8 @@ struct fixture {
 	struct apigw *a;
 };
 
-static struct fixture *fixture_new(const struct answer *answers, size_t n)
+static struct fixture *fixture_new(const struct script_answer *answers,
+				   size_t n)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
 	struct http_opts ho;
@@ -93,24 +43,26 @@ static struct fixture *fixture_new(const struct answer *answers, size_t n)
 	struct dbuf why;
 
 	assert_non_null(f);
-	memset(&T, 0, sizeof(T));
-	T.answers = answers;
-	T.nanswers = n;
-	T.signed_all = 1;
+	script_reset(&S);
+	S.answers = answers;
+	S.nanswers = n;
+	/* v1 and v2 alike sign as apigateway: only the Authorization value
+	 * holds the scope followed by the signed headers. */
+	S.each_has = "/us-east-1/apigateway/aws4_request, SignedHeaders=";
 	dbuf_init(&why, DBUF_CAP_SMALL);
 	assert_int_equal(awscfg_load(&f->cfg, NULL, &why), 0);
 	assert_int_equal(creds_chain_new(&f->creds, f->cfg), 0);
 	memset(&ho, 0, sizeof(ho));
 	assert_int_equal(http_client_new(&f->http, &ho), 0);
-	http_client_set_transport(f->http, by_url, NULL);
+	http_client_set_transport(f->http, script_transport, &S);
 	memset(&so, 0, sizeof(so));
 	so.endpoint = EP;
 	so.region = "us-east-1";
 	so.service = "apigateway";
 	assert_int_equal(svc_new(&f->v1, f->http, f->creds, &so), 0);
 	assert_int_equal(svc_new(&f->v2, f->http, f->creds, &so), 0);
-	svc_set_sleep(f->v1, no_sleep, NULL);
-	svc_set_sleep(f->v2, no_sleep, NULL);
+	svc_set_sleep(f->v1, script_sleep, &S);
+	svc_set_sleep(f->v2, script_sleep, &S);
 	assert_int_equal(apigw_new(&f->a, f->v1, f->v2), 0);
 	dbuf_free(&why);
 	return f;
@@ -185,7 +137,7 @@ static int on_stage(void *ctx, const char *stage)
 	return ++s->n == s->stop_at ? 9 : 0;
 }
 
-static const struct answer apis[] = {
+static const struct script_answer apis[] = {
 	{ EP "/restapis?limit=500", 200,
 	  "{\"item\":[{\"id\":\"r1\",\"name\":\"orders\",\"createdDate\":1},"
 	  "{\"id\":\"r2\",\"name\":\"two words\"}],\"position\":\"p/2 +\"}", NULL },
@@ -217,19 +169,19 @@ static void test_list_apis_all_pages(void **state)
 			    "HTTP h1 web\n"
 			    "WEBSOCKET w1 chat\n"
 			    "HTTP h2 \n");
-	assert_int_equal(T.calls, 4);
-	assert_true(T.signed_all);
+	assert_int_equal(S.calls, 4);
+	assert_int_equal(S.lacking, 0);
 
 	/* A non-zero callback value stops the walk and comes back. */
 	memset(&s, 0, sizeof(s));
 	s.stop_at = 2;
-	T.calls = 0;
+	S.calls = 0;
 	assert_int_equal(apigw_list_apis(f->a, on_api, &s, NULL), 9);
-	assert_int_equal(T.calls, 1);
+	assert_int_equal(S.calls, 1);
 	fixture_free(f);
 }
 
-static const struct answer rest_routes[] = {
+static const struct script_answer rest_routes[] = {
 	{ EP "/restapis/r1/resources?embed=methods&limit=500", 200,
 	  "{\"item\":["
 	  "{\"id\":\"root\",\"path\":\"/\"},"
@@ -264,11 +216,11 @@ static void test_rest_routes(void **state)
 			    "POST /orders NONE\n"
 			    "DELETE /orders/{id} COGNITO_USER_POOLS\n"
 			    "ANY /{proxy+} CUSTOM\n");
-	assert_int_equal(T.calls, 3);
+	assert_int_equal(S.calls, 3);
 	fixture_free(f);
 }
 
-static const struct answer http_routes[] = {
+static const struct script_answer http_routes[] = {
 	{ EP "/v2/apis/h1/routes?maxResults=500", 200,
 	  "{\"items\":[{\"routeKey\":\"GET /orders/{id}\",\"routeId\":\"a\","
 	  "\"authorizationType\":\"JWT\"},"
@@ -310,7 +262,7 @@ static void test_v2_routes(void **state)
 	fixture_free(f);
 }
 
-static const struct answer stages[] = {
+static const struct script_answer stages[] = {
 	{ EP "/restapis/r1/stages", 200,
 	  "{\"item\":[{\"stageName\":\"prod\",\"deploymentId\":\"d\"},"
 	  "{\"stageName\":\"dev\"}]}", NULL },
@@ -343,7 +295,7 @@ static void test_stages(void **state)
 	fixture_free(f);
 }
 
-static const struct answer broken[] = {
+static const struct script_answer broken[] = {
 	{ EP "/v2/apis/loop/routes?maxResults=500", 200,
 	  "{\"items\":[],\"nextToken\":\"same\"}", NULL },
 	{ EP "/v2/apis/loop/routes?maxResults=500&nextToken=same", 200,
@@ -378,10 +330,10 @@ static void test_errors(void **state)
 	assert_string_equal(err.type, "SerializationException");
 	assert_int_equal(apigw_list_stages(f->a, APIGW_REST, "deny", on_stage,
 					   &s, &err), -EACCES);
-	T.calls = 0;
+	S.calls = 0;
 	assert_int_equal(apigw_list_stages(f->a, APIGW_REST, "slow", on_stage,
 					   &s, &err), -EAGAIN);
-	assert_int_equal(T.calls, 3); /* svc's throttle retries */
+	assert_int_equal(S.calls, 3); /* svc's throttle retries */
 	assert_int_equal(apigw_list_stages(f->a, APIGW_REST, "", on_stage,
 					   &s, &err), -EINVAL);
 	assert_int_equal(s.n, 0);

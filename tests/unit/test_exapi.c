@@ -27,75 +27,12 @@
 #include "backend/creds.h"
 #include "backend/exapi.h"
 #include "backend/http.h"
+#include "tests/scripted.h"
 
-#define MAX_STEPS 8
 #define HOST "abc123defg.execute-api.us-east-1.amazonaws.com"
 
-/* ---- scripted transport ------------------------------------------------- */
-
-struct step {
-	int transport;
-	long status;
-	const char *body;
-	const char *headers;
-};
-
-struct script {
-	struct step steps[MAX_STEPS];
-	int nsteps;
-	int calls;
-	char url[512];
-	char method[16];
-	char headers[4096]; /* "name: value\n" lines */
-	char body[1024];
-	long timeout_ms;
-	unsigned sleeps[MAX_STEPS];
-	int nsleeps;
-};
-
+/* The fake network (tests/scripted.h); setup_env empties it. */
 static struct script S;
-
-static int scripted(void *ctx, const struct http_request *req,
-		    struct http_response *resp)
-{
-	const struct step *st;
-	size_t i, off = 0;
-
-	(void)ctx;
-	assert_true(S.calls < S.nsteps);
-	st = &S.steps[S.calls++];
-	snprintf(S.url, sizeof(S.url), "%s", req->url);
-	snprintf(S.method, sizeof(S.method), "%s", req->method);
-	snprintf(S.body, sizeof(S.body), "%.*s", (int)req->body_len,
-		 req->body_len ? (const char *)req->body : "");
-	S.timeout_ms = req->timeout_ms;
-	S.headers[0] = '\0';
-	for (i = 0; i < req->nheaders; i++)
-		off += (size_t)snprintf(S.headers + off, sizeof(S.headers) - off,
-					"%s: %s\n", req->headers[i].name,
-					req->headers[i].value);
-	if (st->transport)
-		return st->transport;
-	resp->status = st->status;
-	if (st->body)
-		assert_int_equal(dbuf_adds(&resp->body, st->body), 0);
-	if (st->headers)
-		assert_int_equal(dbuf_adds(&resp->headers, st->headers), 0);
-	return 0;
-}
-
-static time_t fixed_clock(void *ctx)
-{
-	(void)ctx;
-	return 1440938160; /* 20150830T123600Z */
-}
-
-static void record_sleep(void *ctx, unsigned ms)
-{
-	(void)ctx;
-	if (S.nsleeps < MAX_STEPS)
-		S.sleeps[S.nsleeps++] = ms;
-}
 
 /* What reached the data callback. */
 struct sinkbuf {
@@ -135,10 +72,11 @@ static struct fixture *fixture_opts(const struct exapi_opts *o, int seam)
 	assert_int_equal(awscfg_load(&f->cfg, NULL, &why), 0);
 	assert_int_equal(creds_chain_new(&f->creds, f->cfg), 0);
 	assert_int_equal(exapi_new(&f->ex, f->creds, o), 0);
-	exapi_set_clock(f->ex, fixed_clock, NULL);
-	exapi_set_sleep(f->ex, record_sleep, NULL);
+	exapi_set_clock(f->ex, script_clock, NULL);
+	exapi_set_sleep(f->ex, script_sleep, &S);
 	if (seam)
-		http_client_set_transport(exapi_http(f->ex), scripted, NULL);
+		http_client_set_transport(exapi_http(f->ex), script_transport,
+					  &S);
 	dbuf_free(&why);
 	return f;
 }
@@ -163,7 +101,7 @@ static void fixture_free(struct fixture *f)
 static int setup_env(void **state)
 {
 	(void)state;
-	memset(&S, 0, sizeof(S));
+	script_reset(&S);
 	setenv("AWS_CONFIG_FILE", "/nonexistent/config", 1);
 	setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials", 1);
 	unsetenv("AWS_PROFILE");
@@ -203,9 +141,9 @@ static void test_url_and_encoding(void **state)
 
 	memset(&b, 0, sizeof(b));
 	exapi_response_init(&resp);
-	S.steps[0] = (struct step){ 0, 200, "hello", "x-a: 1\r\n" };
-	S.steps[1] = (struct step){ 0, 204, NULL, NULL };
-	S.steps[2] = (struct step){ 0, 200, NULL, NULL };
+	S.steps[0] = (struct script_step){ 0, 200, "hello", "x-a: 1\r\n" };
+	S.steps[1] = (struct script_step){ 0, 204, NULL, NULL };
+	S.steps[2] = (struct script_step){ 0, 200, NULL, NULL };
 	S.nsteps = 3;
 
 	req_init(&r, "GET", "/orders/a b/\xc3\xbc%/x+y");
@@ -248,7 +186,7 @@ static void test_china_region(void **state)
 	o.region = "cn-north-1";
 	f = fixture_opts(&o, 1);
 	exapi_response_init(&resp);
-	S.steps[0] = (struct step){ 0, 200, NULL, NULL };
+	S.steps[0] = (struct script_step){ 0, 200, NULL, NULL };
 	S.nsteps = 1;
 	req_init(&r, "GET", "/a");
 	assert_int_equal(exapi_invoke(f->ex, &r, NULL, NULL, &resp, NULL), 0);
@@ -306,7 +244,7 @@ static void test_signs_like_botocore(void **state)
 	(void)state;
 
 	exapi_response_init(&resp);
-	S.steps[0] = (struct step){ 0, 200, "{}", NULL };
+	S.steps[0] = (struct script_step){ 0, 200, "{}", NULL };
 	S.nsteps = 1;
 	req_init(&r, "POST", "/orders/a b/:42");
 	r.query = "b=2&a=x%20y";
@@ -346,7 +284,7 @@ static void test_signs_session_token(void **state)
 	setenv("AWS_SESSION_TOKEN", "TOKEN/with+chars=", 1);
 	f = fixture_new();
 	exapi_response_init(&resp);
-	S.steps[0] = (struct step){ 0, 200, "{}", NULL };
+	S.steps[0] = (struct script_step){ 0, 200, "{}", NULL };
 	S.nsteps = 1;
 	req_init(&r, "POST", "/orders/a b/:42");
 	r.query = "b=2&a=x%20y";
@@ -377,7 +315,7 @@ static void test_unsigned_keeps_caller_auth(void **state)
 	(void)state;
 
 	exapi_response_init(&resp);
-	S.steps[0] = (struct step){ 0, 200, NULL, NULL };
+	S.steps[0] = (struct script_step){ 0, 200, NULL, NULL };
 	S.nsteps = 1;
 	req_init(&r, "GET", "/a");
 	r.headers = hdrs;
@@ -423,9 +361,9 @@ static void test_get_retried_on_5xx(void **state)
 
 	memset(&b, 0, sizeof(b));
 	exapi_response_init(&resp);
-	S.steps[0] = (struct step){ 0, 503, "busy", NULL };
-	S.steps[1] = (struct step){ 0, 429, "slow", NULL };
-	S.steps[2] = (struct step){ 0, 200, "done", NULL };
+	S.steps[0] = (struct script_step){ 0, 503, "busy", NULL };
+	S.steps[1] = (struct script_step){ 0, 429, "slow", NULL };
+	S.steps[2] = (struct script_step){ 0, 200, "done", NULL };
 	S.nsteps = 3;
 	req_init(&r, "GET", "/a");
 	r.sign = 1;
@@ -450,9 +388,9 @@ static void test_last_5xx_is_the_answer(void **state)
 
 	memset(&b, 0, sizeof(b));
 	exapi_response_init(&resp);
-	S.steps[0] = (struct step){ 0, 502, "one", NULL };
-	S.steps[1] = (struct step){ 0, 502, "two", NULL };
-	S.steps[2] = (struct step){ 0, 502, "three", NULL };
+	S.steps[0] = (struct script_step){ 0, 502, "one", NULL };
+	S.steps[1] = (struct script_step){ 0, 502, "two", NULL };
+	S.steps[2] = (struct script_step){ 0, 502, "three", NULL };
 	S.nsteps = 3;
 	req_init(&r, "DELETE", "/a");
 	assert_int_equal(invoke(f, &r, &b, &resp, NULL), 0);
@@ -476,7 +414,7 @@ static void test_post_never_retried(void **state)
 
 	memset(&b, 0, sizeof(b));
 	exapi_response_init(&resp);
-	S.steps[0] = (struct step){ 0, 503, "busy", NULL };
+	S.steps[0] = (struct script_step){ 0, 503, "busy", NULL };
 	S.nsteps = 1;
 	req_init(&r, "POST", "/a");
 	assert_int_equal(invoke(f, &r, &b, &resp, &err), 0);
@@ -484,8 +422,8 @@ static void test_post_never_retried(void **state)
 	assert_int_equal(resp.status, 503);
 	assert_string_equal(b.data, "busy");
 
-	memset(&S, 0, sizeof(S));
-	S.steps[0] = (struct step){ -ECONNREFUSED, 0, NULL, NULL };
+	script_reset(&S);
+	S.steps[0] = (struct script_step){ -ECONNREFUSED, 0, NULL, NULL };
 	S.nsteps = 1;
 	req_init(&r, "PATCH", "/a");
 	assert_int_equal(invoke(f, &r, &b, &resp, &err), -EIO);
@@ -505,8 +443,8 @@ static void test_transport_retry_then_fail(void **state)
 	(void)state;
 
 	exapi_response_init(&resp);
-	S.steps[0] = (struct step){ -ECONNRESET, 0, NULL, NULL };
-	S.steps[1] = (struct step){ 0, 200, "ok", NULL };
+	S.steps[0] = (struct script_step){ -ECONNRESET, 0, NULL, NULL };
+	S.steps[1] = (struct script_step){ 0, 200, "ok", NULL };
 	S.nsteps = 2;
 	req_init(&r, "PUT", "/a");
 	r.body = "x";
@@ -515,10 +453,10 @@ static void test_transport_retry_then_fail(void **state)
 	assert_int_equal(S.calls, 2);
 	assert_string_equal(S.body, "x");
 
-	memset(&S, 0, sizeof(S));
-	S.steps[0] = (struct step){ -ETIMEDOUT, 0, NULL, NULL };
-	S.steps[1] = (struct step){ -ECONNRESET, 0, NULL, NULL };
-	S.steps[2] = (struct step){ -ECONNREFUSED, 0, NULL, NULL };
+	script_reset(&S);
+	S.steps[0] = (struct script_step){ -ETIMEDOUT, 0, NULL, NULL };
+	S.steps[1] = (struct script_step){ -ECONNRESET, 0, NULL, NULL };
+	S.steps[2] = (struct script_step){ -ECONNREFUSED, 0, NULL, NULL };
 	S.nsteps = 3;
 	req_init(&r, "HEAD", "/a");
 	assert_int_equal(invoke(f, &r, NULL, &resp, &err), -EIO);
@@ -527,8 +465,8 @@ static void test_transport_retry_then_fail(void **state)
 	assert_int_equal(err.status, 0);
 
 	/* Not a transient failure: not repeated. */
-	memset(&S, 0, sizeof(S));
-	S.steps[0] = (struct step){ -EPROTO, 0, NULL, NULL };
+	script_reset(&S);
+	S.steps[0] = (struct script_step){ -EPROTO, 0, NULL, NULL };
 	S.nsteps = 1;
 	req_init(&r, "GET", "/a");
 	assert_int_equal(invoke(f, &r, NULL, &resp, &err), -EIO);
@@ -548,7 +486,7 @@ static void test_4xx_is_an_answer(void **state)
 
 	memset(&b, 0, sizeof(b));
 	exapi_response_init(&resp);
-	S.steps[0] = (struct step){ 0, 403,
+	S.steps[0] = (struct script_step){ 0, 403,
 		"{\"message\":\"Missing Authentication Token\"}",
 		"x-amzn-ErrorType: MissingAuthenticationTokenException\r\n" };
 	S.nsteps = 1;
@@ -574,7 +512,7 @@ static void test_callback_stops(void **state)
 	memset(&b, 0, sizeof(b));
 	b.stop_with = 7;
 	exapi_response_init(&resp);
-	S.steps[0] = (struct step){ 0, 200, "data", NULL };
+	S.steps[0] = (struct script_step){ 0, 200, "data", NULL };
 	S.nsteps = 1;
 	req_init(&r, "GET", "/a");
 	assert_int_equal(invoke(f, &r, &b, &resp, NULL), 7);

@@ -18,68 +18,12 @@
 #include "backend/http.h"
 #include "backend/lambda.h"
 #include "backend/svc.h"
+#include "tests/scripted.h"
 
 #define ENDPOINT "https://lambda.us-east-1.amazonaws.com"
-#define MAX_STEPS 8
 
-struct step {
-	int transport;
-	long status;
-	const char *body;
-	const char *headers;
-};
-
-struct script {
-	struct step steps[MAX_STEPS];
-	int nsteps;
-	int calls;
-	char urls[MAX_STEPS][512];
-	char method[16];
-	char headers[4096];
-	char body[1024];
-};
-
+/* The fake network (tests/scripted.h); setup_env empties it. */
 static struct script S;
-
-static int scripted(void *ctx, const struct http_request *req,
-		    struct http_response *resp)
-{
-	const struct step *st;
-	size_t i, off = 0;
-
-	(void)ctx;
-	assert_true(S.calls < S.nsteps);
-	snprintf(S.urls[S.calls], sizeof(S.urls[0]), "%s", req->url);
-	st = &S.steps[S.calls++];
-	snprintf(S.method, sizeof(S.method), "%s", req->method);
-	snprintf(S.body, sizeof(S.body), "%.*s", (int)req->body_len,
-		 req->body_len ? (const char *)req->body : "");
-	S.headers[0] = '\0';
-	for (i = 0; i < req->nheaders; i++)
-		off += (size_t)snprintf(S.headers + off, sizeof(S.headers) - off,
-					"%s: %s\n", req->headers[i].name,
-					req->headers[i].value);
-	if (st->transport)
-		return st->transport;
-	resp->status = st->status;
-	if (st->body)
-		assert_int_equal(dbuf_adds(&resp->body, st->body), 0);
-	if (st->headers)
-		assert_int_equal(dbuf_adds(&resp->headers, st->headers), 0);
-	return 0;
-}
-
-static time_t fixed_clock(void *ctx)
-{
-	(void)ctx;
-	return 1440938160;
-}
-
-static void no_sleep(void *ctx, unsigned ms)
-{
-	(void)ctx;
-	(void)ms;
-}
 
 struct fixture {
 	struct awscfg *cfg;
@@ -102,14 +46,14 @@ static struct fixture *fixture_new(void)
 	assert_int_equal(creds_chain_new(&f->creds, f->cfg), 0);
 	memset(&ho, 0, sizeof(ho));
 	assert_int_equal(http_client_new(&f->http, &ho), 0);
-	http_client_set_transport(f->http, scripted, NULL);
+	http_client_set_transport(f->http, script_transport, &S);
 	memset(&so, 0, sizeof(so));
 	so.endpoint = ENDPOINT;
 	so.region = "us-east-1";
 	so.service = "lambda";
 	assert_int_equal(svc_new(&f->svc, f->http, f->creds, &so), 0);
-	svc_set_clock(f->svc, fixed_clock, NULL);
-	svc_set_sleep(f->svc, no_sleep, NULL);
+	svc_set_clock(f->svc, script_clock, NULL);
+	svc_set_sleep(f->svc, script_sleep, &S);
 	assert_int_equal(lambda_new(&f->l, f->svc), 0);
 	dbuf_free(&why);
 	return f;
@@ -128,7 +72,7 @@ static void fixture_free(struct fixture *f)
 static int setup_env(void **state)
 {
 	(void)state;
-	memset(&S, 0, sizeof(S));
+	script_reset(&S);
 	setenv("AWS_CONFIG_FILE", "/nonexistent/config", 1);
 	setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials", 1);
 	unsetenv("AWS_PROFILE");
@@ -162,12 +106,12 @@ static void test_list_follows_markers(void **state)
 	(void)state;
 
 	memset(&ns, 0, sizeof(ns));
-	S.steps[0] = (struct step){ 0, 200,
+	S.steps[0] = (struct script_step){ 0, 200,
 		"{\"Functions\":[{\"FunctionName\":\"a\",\"Runtime\":\"python3.12\"},"
 		"{\"FunctionName\":\"b\"}],\"NextMarker\":\"tok/+= x\"}", NULL };
-	S.steps[1] = (struct step){ 0, 200,
+	S.steps[1] = (struct script_step){ 0, 200,
 		"{\"Functions\":[],\"NextMarker\":\"t2\"}", NULL };
-	S.steps[2] = (struct step){ 0, 200,
+	S.steps[2] = (struct script_step){ 0, 200,
 		"{\"Functions\":[{\"FunctionName\":\"c\"}],\"NextMarker\":null}",
 		NULL };
 	S.nsteps = 3;
@@ -193,7 +137,7 @@ static void test_list_stops_and_fails(void **state)
 
 	memset(&ns, 0, sizeof(ns));
 	ns.stop_at = 1;
-	S.steps[0] = (struct step){ 0, 200,
+	S.steps[0] = (struct script_step){ 0, 200,
 		"{\"Functions\":[{\"FunctionName\":\"a\"},{\"FunctionName\":\"b\"}],"
 		"\"NextMarker\":\"m\"}", NULL };
 	S.nsteps = 1;
@@ -202,22 +146,24 @@ static void test_list_stops_and_fails(void **state)
 	assert_int_equal(S.calls, 1);
 
 	/* A marker that does not move must not loop. */
-	memset(&S, 0, sizeof(S));
+	script_reset(&S);
 	memset(&ns, 0, sizeof(ns));
-	S.steps[0] = (struct step){ 0, 200, "{\"Functions\":[],\"NextMarker\":\"m\"}", NULL };
-	S.steps[1] = (struct step){ 0, 200, "{\"Functions\":[],\"NextMarker\":\"m\"}", NULL };
+	S.steps[0] = (struct script_step){ 0, 200,
+		"{\"Functions\":[],\"NextMarker\":\"m\"}", NULL };
+	S.steps[1] = (struct script_step){ 0, 200,
+		"{\"Functions\":[],\"NextMarker\":\"m\"}", NULL };
 	S.nsteps = 2;
 	assert_int_equal(lambda_list_functions(f->l, collect, &ns, &err), -EIO);
 	assert_int_equal(S.calls, 2);
 
-	memset(&S, 0, sizeof(S));
-	S.steps[0] = (struct step){ 0, 200, "<html>", NULL };
+	script_reset(&S);
+	S.steps[0] = (struct script_step){ 0, 200, "<html>", NULL };
 	S.nsteps = 1;
 	assert_int_equal(lambda_list_functions(f->l, collect, &ns, &err), -EIO);
 	assert_string_equal(err.type, "SerializationException");
 
-	memset(&S, 0, sizeof(S));
-	S.steps[0] = (struct step){ 0, 403,
+	script_reset(&S);
+	S.steps[0] = (struct script_step){ 0, 403,
 		"{\"Message\":\"User is not authorized\"}",
 		"x-amzn-ErrorType: AccessDeniedException:http://internal.amazon.com/\r\n" };
 	S.nsteps = 1;
@@ -236,7 +182,7 @@ static void test_invoke_ok_with_log_tail(void **state)
 
 	lambda_result_init(&res);
 	/* "START RequestId: 1\nEND\n" */
-	S.steps[0] = (struct step){ 0, 200, "{\"ok\":true}",
+	S.steps[0] = (struct script_step){ 0, 200, "{\"ok\":true}",
 		"X-Amz-Executed-Version: $LATEST\r\n"
 		"X-Amz-Log-Result: U1RBUlQgUmVxdWVzdElkOiAxCkVORAo=\r\n" };
 	S.nsteps = 1;
@@ -267,7 +213,7 @@ static void test_invoke_function_error(void **state)
 	(void)state;
 
 	lambda_result_init(&res);
-	S.steps[0] = (struct step){ 0, 200,
+	S.steps[0] = (struct script_step){ 0, 200,
 		"{\"errorMessage\":\"boom\",\"errorType\":\"Exception\"}",
 		"X-Amz-Function-Error: Unhandled\r\n"
 		"X-Amz-Log-Result: not base64!\r\n" };
@@ -291,7 +237,7 @@ static void test_invoke_failures(void **state)
 	(void)state;
 
 	lambda_result_init(&res);
-	S.steps[0] = (struct step){ 0, 404,
+	S.steps[0] = (struct script_step){ 0, 404,
 		"{\"Type\":\"User\",\"Message\":\"Function not found: x\"}",
 		"x-amzn-ErrorType: ResourceNotFoundException\r\n" };
 	S.nsteps = 1;
@@ -300,24 +246,24 @@ static void test_invoke_failures(void **state)
 	assert_string_equal(err.type, "ResourceNotFoundException");
 
 	/* The function may have run: a 5xx or a reset is not repeated. */
-	memset(&S, 0, sizeof(S));
-	S.steps[0] = (struct step){ 0, 502, "{\"Message\":\"bad\"}",
+	script_reset(&S);
+	S.steps[0] = (struct script_step){ 0, 502, "{\"Message\":\"bad\"}",
 		"x-amzn-ErrorType: ServiceException\r\n" };
 	S.nsteps = 1;
 	assert_int_equal(lambda_invoke(f->l, "x", "{}", 2, &res, &err), -EIO);
 	assert_int_equal(S.calls, 1);
-	memset(&S, 0, sizeof(S));
-	S.steps[0] = (struct step){ -ECONNRESET, 0, NULL, NULL };
+	script_reset(&S);
+	S.steps[0] = (struct script_step){ -ECONNRESET, 0, NULL, NULL };
 	S.nsteps = 1;
 	assert_int_equal(lambda_invoke(f->l, "x", "{}", 2, &res, &err), -EIO);
 	assert_int_equal(S.calls, 1);
 	assert_int_equal(err.transport, -ECONNRESET);
 
 	/* A throttle means it did not run: svc may try again. */
-	memset(&S, 0, sizeof(S));
-	S.steps[0] = (struct step){ 0, 429, "{\"message\":\"Rate exceeded\"}",
+	script_reset(&S);
+	S.steps[0] = (struct script_step){ 0, 429, "{\"message\":\"Rate exceeded\"}",
 		"x-amzn-ErrorType: TooManyRequestsException\r\n" };
-	S.steps[1] = (struct step){ 0, 200, "null", NULL };
+	S.steps[1] = (struct script_step){ 0, 200, "null", NULL };
 	S.nsteps = 2;
 	assert_int_equal(lambda_invoke(f->l, "x", "{}", 2, &res, &err), 0);
 	assert_int_equal(S.calls, 2);

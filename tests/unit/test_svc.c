@@ -17,69 +17,10 @@
 #include "backend/creds.h"
 #include "backend/http.h"
 #include "backend/svc.h"
+#include "tests/scripted.h"
 
-#define MAX_STEPS 8
-
-/* One scripted answer: a transport error, or a status, body and headers. */
-struct step {
-	int transport;
-	long status;
-	const char *body;
-	const char *headers; /* "name: value\r\n..." */
-};
-
-struct script {
-	struct step steps[MAX_STEPS];
-	int nsteps;
-	int calls;
-	/* What the last request carried. */
-	char url[256];
-	char method[16];
-	char headers[2048]; /* "name: value\n" lines */
-	unsigned sleeps[MAX_STEPS];
-	int nsleeps;
-};
-
+/* The fake network (tests/scripted.h); setup_env empties it. */
 static struct script S;
-
-static int scripted(void *ctx, const struct http_request *req,
-		    struct http_response *resp)
-{
-	const struct step *st;
-	size_t i, off = 0;
-
-	(void)ctx;
-	assert_true(S.calls < S.nsteps);
-	st = &S.steps[S.calls++];
-	snprintf(S.url, sizeof(S.url), "%s", req->url);
-	snprintf(S.method, sizeof(S.method), "%s", req->method);
-	S.headers[0] = '\0';
-	for (i = 0; i < req->nheaders; i++)
-		off += (size_t)snprintf(S.headers + off, sizeof(S.headers) - off,
-					"%s: %s\n", req->headers[i].name,
-					req->headers[i].value);
-	if (st->transport)
-		return st->transport;
-	resp->status = st->status;
-	if (st->body)
-		dbuf_adds(&resp->body, st->body);
-	if (st->headers)
-		dbuf_adds(&resp->headers, st->headers);
-	return 0;
-}
-
-static time_t fixed_clock(void *ctx)
-{
-	(void)ctx;
-	return 1440938160; /* 20150830T123600Z, the AWS test-suite time */
-}
-
-static void record_sleep(void *ctx, unsigned ms)
-{
-	(void)ctx;
-	if (S.nsleeps < MAX_STEPS)
-		S.sleeps[S.nsleeps++] = ms;
-}
 
 static uint32_t max_rand(void *ctx)
 {
@@ -108,7 +49,7 @@ static struct fixture *fixture_new(const char *endpoint, unsigned flags)
 	assert_int_equal(creds_chain_new(&f->creds, f->cfg), 0);
 	memset(&ho, 0, sizeof(ho));
 	assert_int_equal(http_client_new(&f->http, &ho), 0);
-	http_client_set_transport(f->http, scripted, NULL);
+	http_client_set_transport(f->http, script_transport, &S);
 	retry_policy_default(&rp);
 	rp.rand = max_rand;
 	memset(&so, 0, sizeof(so));
@@ -118,8 +59,8 @@ static struct fixture *fixture_new(const char *endpoint, unsigned flags)
 	so.flags = flags;
 	so.retry = &rp;
 	assert_int_equal(svc_new(&f->svc, f->http, f->creds, &so), 0);
-	svc_set_clock(f->svc, fixed_clock, NULL);
-	svc_set_sleep(f->svc, record_sleep, NULL);
+	svc_set_clock(f->svc, script_clock, NULL);
+	svc_set_sleep(f->svc, script_sleep, &S);
 	dbuf_free(&why);
 	return f;
 }
@@ -159,15 +100,10 @@ static int call_list_tables(struct fixture *f, int idempotent,
 	return rc;
 }
 
-static void script_reset(void)
-{
-	memset(&S, 0, sizeof(S));
-}
-
 static int setup_env(void **state)
 {
 	(void)state;
-	script_reset();
+	script_reset(&S);
 	setenv("AWS_CONFIG_FILE", "/nonexistent/config", 1);
 	setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials", 1);
 	unsetenv("AWS_PROFILE");
@@ -186,7 +122,7 @@ static void test_signs_like_botocore(void **state)
 	(void)state;
 
 	f = fixture_new("http://127.0.0.1:8000", 0);
-	S.steps[0] = (struct step){ 0, 200, "{\"TableNames\":[]}", NULL };
+	S.steps[0] = (struct script_step){ 0, 200, "{\"TableNames\":[]}", NULL };
 	S.nsteps = 1;
 	assert_int_equal(call_list_tables(f, 1, NULL), 0);
 	assert_string_equal(S.url, "http://127.0.0.1:8000/");
@@ -209,7 +145,7 @@ static void test_signs_session_token(void **state)
 
 	setenv("AWS_SESSION_TOKEN", "TOKEN/with+chars=", 1);
 	f = fixture_new("http://127.0.0.1:8000/", 0);
-	S.steps[0] = (struct step){ 0, 200, "{}", NULL };
+	S.steps[0] = (struct script_step){ 0, 200, "{}", NULL };
 	S.nsteps = 1;
 	assert_int_equal(call_list_tables(f, 1, NULL), 0);
 	assert_non_null(strstr(S.headers,
@@ -229,7 +165,7 @@ static void test_base_path_and_query(void **state)
 	(void)state;
 
 	f = fixture_new("https://api.example.test/prod/", 0);
-	S.steps[0] = (struct step){ 0, 200, "ok", NULL };
+	S.steps[0] = (struct script_step){ 0, 200, "ok", NULL };
 	S.nsteps = 1;
 	memset(&call, 0, sizeof(call));
 	call.method = "GET";
@@ -253,8 +189,9 @@ static void test_retries_5xx_then_succeeds(void **state)
 	(void)state;
 
 	f = fixture_new("http://127.0.0.1:8000", 0);
-	S.steps[0] = (struct step){ 0, 500, "{\"__type\":\"InternalServerError\"}", NULL };
-	S.steps[1] = (struct step){ 0, 200, "{}", NULL };
+	S.steps[0] = (struct script_step){ 0, 500,
+		"{\"__type\":\"InternalServerError\"}", NULL };
+	S.steps[1] = (struct script_step){ 0, 200, "{}", NULL };
 	S.nsteps = 2;
 	assert_int_equal(call_list_tables(f, 1, &err), 0);
 	assert_int_equal(S.calls, 2);
@@ -279,7 +216,7 @@ static void test_throttling_backs_off_then_eagain(void **state)
 	rp.rand = max_rand;
 	f = fixture_new("http://127.0.0.1:8000", 0);
 	for (i = 0; i < rp.max_attempts; i++)
-		S.steps[i] = (struct step){ 0, 400,
+		S.steps[i] = (struct script_step){ 0, 400,
 			"{\"__type\":\"com.amazonaws.dynamodb.v20120810#"
 			"ProvisionedThroughputExceededException\","
 			"\"message\":\"slow down\"}", NULL };
@@ -308,7 +245,7 @@ static void test_validation_is_not_retried(void **state)
 	(void)state;
 
 	f = fixture_new("http://127.0.0.1:8000", 0);
-	S.steps[0] = (struct step){ 0, 400,
+	S.steps[0] = (struct script_step){ 0, 400,
 		"{\"__type\":\"com.amazon.coral.validate#ValidationException\","
 		"\"message\":\"One or more parameter values were invalid\"}",
 		"x-amzn-RequestId: REQ123\r\n" };
@@ -329,15 +266,16 @@ static void test_non_idempotent_not_retried_on_5xx(void **state)
 	(void)state;
 
 	f = fixture_new("http://127.0.0.1:8000", 0);
-	S.steps[0] = (struct step){ 0, 502, "bad gateway", NULL };
+	S.steps[0] = (struct script_step){ 0, 502, "bad gateway", NULL };
 	S.nsteps = 1;
 	assert_int_equal(call_list_tables(f, 0, &err), -EIO);
 	assert_int_equal(S.calls, 1);
 
 	/* A throttle means the request did not run: safe to repeat. */
-	script_reset();
-	S.steps[0] = (struct step){ 0, 429, "{\"__type\":\"TooManyRequestsException\"}", NULL };
-	S.steps[1] = (struct step){ 0, 200, "{}", NULL };
+	script_reset(&S);
+	S.steps[0] = (struct script_step){ 0, 429,
+		"{\"__type\":\"TooManyRequestsException\"}", NULL };
+	S.steps[1] = (struct script_step){ 0, 200, "{}", NULL };
 	S.nsteps = 2;
 	assert_int_equal(call_list_tables(f, 0, &err), 0);
 	assert_int_equal(S.calls, 2);
@@ -355,7 +293,7 @@ static void test_transport_errors(void **state)
 	retry_policy_default(&rp);
 	f = fixture_new("http://127.0.0.1:8000", 0);
 	for (i = 0; i < rp.max_attempts; i++)
-		S.steps[i] = (struct step){ -ECONNREFUSED, 0, NULL, NULL };
+		S.steps[i] = (struct script_step){ -ECONNREFUSED, 0, NULL, NULL };
 	S.nsteps = rp.max_attempts;
 	assert_int_equal(call_list_tables(f, 1, &err), -EIO);
 	assert_int_equal(S.calls, rp.max_attempts);
@@ -377,14 +315,15 @@ static void test_crc32_checked(void **state)
 	snprintf(good, sizeof(good), "x-amz-crc32: %lu\r\n",
 		 crc32(0L, (const Bytef *)body, (uInt)strlen(body)));
 	f = fixture_new("http://127.0.0.1:8000", SVC_CHECK_CRC32);
-	S.steps[0] = (struct step){ 0, 200, body, good };
+	S.steps[0] = (struct script_step){ 0, 200, body, good };
 	S.nsteps = 1;
 	assert_int_equal(call_list_tables(f, 1, &err), 0);
 
-	script_reset();
+	script_reset(&S);
 	retry_policy_default(&rp);
 	for (i = 0; i < rp.max_attempts; i++)
-		S.steps[i] = (struct step){ 0, 200, body, "x-amz-crc32: 12345\r\n" };
+		S.steps[i] = (struct script_step){ 0, 200, body,
+			"x-amz-crc32: 12345\r\n" };
 	S.nsteps = rp.max_attempts;
 	assert_int_equal(call_list_tables(f, 1, &err), -EIO);
 	assert_int_equal(S.calls, rp.max_attempts);
@@ -415,7 +354,7 @@ static void test_unsigned_service(void **state)
 	(void)state;
 
 	f = fixture_new("http://127.0.0.1:8000", SVC_UNSIGNED);
-	S.steps[0] = (struct step){ 0, 200, "{}", NULL };
+	S.steps[0] = (struct script_step){ 0, 200, "{}", NULL };
 	S.nsteps = 1;
 	assert_int_equal(call_list_tables(f, 1, NULL), 0);
 	assert_null(strstr(S.headers, "authorization"));
