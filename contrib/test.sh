@@ -25,6 +25,7 @@ total_pass=0
 total_fail=0
 total_skip=0
 summary=()
+failed_lines=()
 
 banner() {
 	printf '\n===== %s =====\n' "$*"
@@ -98,6 +99,12 @@ run_tests() {
 	note "$label" "$pass" "$fail" "$skip" $((SECONDS - t))
 	if [[ "$fail" != 0 ]]; then
 		summary+=("$(jq -r -s '.[] | select(.result != "OK" and .result != "EXPECTEDFAIL" and .result != "SKIP") | "    \(.result): \(.name)"' "$log")")
+		# CI keeps only the end of the output: the summary repeats
+		# each failed test's own failure lines (and what follows
+		# them), so one run is enough to see why.
+		failed_lines+=("$(jq -r -s '.[] | select(.result != "OK" and .result != "EXPECTEDFAIL" and .result != "SKIP") | "--- \(.name) (\(.result))\n\(.stdout // "")\(.stderr // "")"' "$log" |
+			grep -E -A6 '^--- |FAIL|FATAL|ERROR|[Ee]rror:|runtime error|Assertion|^==[0-9]+==|timed out' |
+			head -n 60 || true)")
 	fi
 }
 
@@ -180,6 +187,10 @@ if want_stage 3; then
 	fi
 fi
 
+if ((${#failed_lines[@]} > 0)); then
+	banner "why the failed tests failed"
+	printf '%s\n' "${failed_lines[@]}"
+fi
 banner "summary"
 for line in "${summary[@]}"; do
 	printf '%s\n' "$line"

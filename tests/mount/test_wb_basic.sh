@@ -56,13 +56,15 @@ check_close_then_send() {
 	fi
 	check_eq "checker (right after close): DynamoDB does not have late yet" null "$(now_plain wbt late)"
 	seen=null
-	while (($(now_ms) - t0 < 6000)); do
+	# Generous: under ASan on a loaded CI machine each checker run
+	# alone can take a second.
+	while (($(now_ms) - t0 < 10000)); do
 		seen="$(now_plain wbt late)"
 		[[ "$seen" == null ]] || break
 		sleep 0.2
 	done
 	t1="$(now_ms)"
-	check_eq "checker: late arrived within ~4 s (seen after $((t1 - t0)) ms)" \
+	check_eq "checker: late arrived within 10 s (seen after $((t1 - t0)) ms)" \
 		'{"pk":"late","v":"later"}' "$seen"
 }
 
@@ -78,10 +80,12 @@ check_coalesce() {
 	check_eq "20 saves of co.json returned 0" 0 "$FH_RC"
 	fh_settle
 	after=$(($(sv requests_PutItem) + $(sv requests_BatchWriteItem)))
-	if ((after - before >= 1 && after - before <= 4)); then
+	# Up to 6: on a slow machine the 20 saves may span two or three
+	# delays; without coalescing there would be 20.
+	if ((after - before >= 1 && after - before <= 6)); then
 		pass "20 saves coalesced into $((after - before)) write request(s)"
 	else
-		fail "20 saves of one item: PutItem+BatchWriteItem grew by $((after - before)) (want 1..4)"
+		fail "20 saves of one item: PutItem+BatchWriteItem grew by $((after - before)) (want 1..6)"
 	fi
 	check_eq "checker: co holds the last save" '{"n":20,"pk":"co"}' "$(now_plain wbt co)"
 	i="$(sv writes_coalesced)"
