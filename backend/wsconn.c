@@ -1,14 +1,17 @@
-/* wsconn: one WebSocket client connection on libwebsockets (lws).
+/* wsconn: WebSocket client connections on libwebsockets (lws).
  *
- * Each connection has its own lws_context and a service thread that is
- * the only one to touch lws objects; the other threads talk to it through
- * the state below, under c->lock, and wake it with lws_cancel_service(),
- * the one lws call documented as safe from any thread.  See
- * docs/websocket.md for why one context per connection. */
+ * The connections of a hub share one lws_context and one service thread.
+ * Once the context is made, that thread is the only one that calls lws
+ * (but for lws_cancel_service(), which lws documents as safe from any
+ * thread), up to the context's destruction.  The other threads change a
+ * connection's state under its lock and wake the service thread, which
+ * acts on the change in hub_work().  TLS uses our own SSL_CTX, handed
+ * to lws and freed by us (docs/websocket.md says why). */
 #include "backend/wsconn.h"
 
 #include <errno.h>
 #include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -19,6 +22,8 @@
 #include <time.h>
 
 #include <libwebsockets.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "backend/sigv4.h"
 
@@ -40,12 +45,34 @@
 #define WSCONN_SEND_TIMEOUT_MS 30000L
 /* wsconn_close waits this long for the peer to answer the close frame. */
 #define WSCONN_CLOSE_WAIT_MS 2000L
+/* ... and then this long for lws to let go of the connection, which it
+ * does on the service thread's next turn. */
+#define WSCONN_RELEASE_WAIT_MS 10000L
 #define WSCONN_TEXT_CAP 16384u
+/* Keep-alive defaults: a ping after 30 s without a pong; the connection
+ * is dropped after 150 s without one (a dead peer, or a reader that let
+ * more than WSCONN_RX_HIGH pile up for minutes: pongs are not read
+ * while the socket is paused). */
+#define WSCONN_PING_S 30u
+#define WSCONN_HANGUP_S 150u
+/* lws's own connect and handshake timeouts, a backstop: each connect
+ * has its own deadline, which ends it first. */
+#define WSCONN_LWS_TIMEOUT_S 120u
+/* Connections per hub.  lws's fd table holds them, its wake-up pipe and
+ * some room; sized for them, not for the process's fd limit. */
+#define WSCONN_MAX_CONNS 100u
+#define WSCONN_FD_LIMIT 128u
 
 enum ws_state {
 	WS_CONNECTING,
 	WS_OPEN,
 	WS_CLOSED,
+};
+
+enum hub_state {
+	HUB_IDLE,    /* no context: before the first connection */
+	HUB_RUNNING, /* the context and its thread */
+	HUB_DEAD,    /* lws_service failed; the thread ended, not joined */
 };
 
 /* A message waiting for the service thread. */
@@ -56,17 +83,54 @@ struct txmsg {
 	size_t len;         /* of the text */
 };
 
+struct wsconn_hub {
+	/* Lock order: start_lock, then lock, then a connection's c->lock.
+	 * The service thread holds none of them while it calls an lws
+	 * function that may call back into ws_callback for a connection
+	 * (a connect, the context's destruction); the lws calls it makes
+	 * under them call back only for reasons ws_callback ignores. */
+	pthread_mutex_t start_lock; /* one start at a time */
+	pthread_mutex_t lock;
+	bool start_lock_ok, lock_ok;
+
+	char *ca_file;
+	lws_retry_bo_t keepalive; /* read by lws for every connection */
+
+	/* Under lock. */
+	int refs; /* the owner's, and one per connection */
+	enum hub_state state;
+	bool stop;                /* the service thread leaves its loop */
+	struct lws_context *ctx;  /* RUNNING; only the thread clears it */
+	SSL_CTX *ssl_ctx;         /* outlives ctx; freed by us */
+	pthread_t thread;
+	bool thread_started;
+	struct wsconn *conns;     /* registered connections */
+	unsigned nconns;          /* of them, not orphans */
+
+	/* The service thread's alone. */
+	lws_sorted_usec_list_t sul_work;
+};
+
 struct wsconn {
+	struct wsconn_hub *hub;
+	struct wsconn *next; /* in hub->conns, under the hub's lock */
+	bool registered;     /* in hub->conns */
+	bool orphan;         /* lws never let go: freed with the context */
+
 	pthread_mutex_t lock;
 	pthread_cond_t cond; /* broadcast on every change below */
 	bool lock_ok, cond_ok;
 
-	struct lws_context *ctx;
-	pthread_t thread;
-	bool thread_started;
-	bool stop; /* the service thread leaves its loop */
+	void (*on_ready)(void *arg);
+	void *arg;
 
 	/* Everything from here on is under lock. */
+	bool want_connect; /* the service thread should start the connect */
+	bool wsi_live;     /* lws may still call back for this connection */
+	bool kill;         /* the connection is to be dropped at once */
+	bool notify;       /* on_ready is due once the lock is let go */
+	struct lws *lwsi;  /* lws's object, from connect to WSI_DESTROY */
+
 	enum ws_state state;
 	struct lws *wsi; /* the open connection; NULL before and after */
 	int open_rc;     /* why the handshake failed */
@@ -87,7 +151,7 @@ struct wsconn {
 	bool rx_paused;       /* socket reads are off */
 	bool rx_resume;       /* the service thread should turn them on */
 
-	/* Read by lws during the connect; kept for the connection's life. */
+	/* Set before the connect; read by lws for the connection's life. */
 	bool tls;
 	int port;
 	struct dbuf address;  /* where to connect */
@@ -141,7 +205,31 @@ static void tx_drop_all(struct wsconn *c)
 	c->tx_head = c->tx_tail = NULL;
 }
 
+/* Wakes the service thread from any thread; none of the hub's or a
+ * connection's locks may be held.  A hub without a context (stopped or
+ * dead) has nothing to wake. */
+static void hub_wake(struct wsconn_hub *h)
+{
+	pthread_mutex_lock(&h->lock);
+	if (h->ctx)
+		lws_cancel_service(h->ctx);
+	pthread_mutex_unlock(&h->lock);
+}
+
 /* --- the service thread's side (lws callbacks) --------------------------- */
+
+/* Lets go of c->lock, then tells the owner if something became
+ * readable.  The service thread's only way out of c->lock in a
+ * callback, so that on_ready never runs under it. */
+static void conn_unlock(struct wsconn *c)
+{
+	bool fire = c->notify && c->on_ready;
+
+	c->notify = false;
+	pthread_mutex_unlock(&c->lock);
+	if (fire)
+		c->on_ready(c->arg);
+}
 
 /* Under lock.  The connection is gone: wake everyone, nothing more will
  * be sent or received. */
@@ -152,6 +240,7 @@ static void conn_gone(struct wsconn *c)
 		c->rx_err = -ECONNRESET;
 	c->state = WS_CLOSED;
 	c->wsi = NULL;
+	c->notify = true;
 	tx_drop_all(c);
 	dbuf_free(&c->rx_part);
 	pthread_cond_broadcast(&c->cond);
@@ -246,6 +335,7 @@ static int on_receive(struct wsconn *c, struct lws *wsi, const void *in,
 		c->rx_pause = true;
 		lws_cancel_service(lws_get_context(wsi));
 	}
+	c->notify = true;
 	pthread_cond_broadcast(&c->cond);
 out:
 	if (rc) {
@@ -290,79 +380,206 @@ out:
 	return rc;
 }
 
+/* Under c->lock: act on what other threads asked for.  None of these
+ * calls calls back for the connection before it returns (a kill is
+ * carried out on the next loop turn). */
+static void conn_service(struct wsconn *c)
+{
+	if (!c->lwsi)
+		return;
+	if (c->kill) {
+		/* Set again each time: lws clears a pending timeout when a
+		 * connection changes state (the callbacks also refuse a
+		 * connection to be killed). */
+		lws_set_timeout(c->lwsi, PENDING_TIMEOUT_USER_OK,
+				LWS_TO_KILL_ASYNC);
+		return;
+	}
+	if (c->state != WS_OPEN || !c->wsi)
+		return;
+	if (c->tx_head || c->closing)
+		lws_callback_on_writable(c->wsi);
+	if (c->rx_pause) {
+		c->rx_pause = false;
+		c->rx_paused = true;
+		lws_rx_flow_control(c->wsi, 0);
+	}
+	if (c->rx_resume) {
+		c->rx_resume = false;
+		c->rx_paused = false;
+		lws_rx_flow_control(c->wsi, 1);
+	}
+}
+
+/* Starts c's connect.  No lock held: lws may call back for c from
+ * inside lws_client_connect_via_info (c->wsi_live keeps c alive). */
+static void connect_start(struct wsconn_hub *h, struct wsconn *c)
+{
+	struct lws_client_connect_info ci;
+	struct lws *wsi;
+
+	memset(&ci, 0, sizeof(ci));
+	ci.context = h->ctx;
+	ci.address = dbuf_str(&c->address);
+	ci.port = c->port;
+	ci.path = dbuf_str(&c->path);
+	/* Host header, TLS SNI and the name the certificate must match,
+	 * whatever address we connect to. */
+	ci.host = dbuf_str(&c->host_hdr);
+	ci.ietf_version_or_minus_one = -1;
+	ci.local_protocol_name = "dynfs-ws";
+	/* A redirect would carry the presigned query to another host. */
+	ci.ssl_connection = LCCSCF_HTTP_NO_FOLLOW_REDIRECT;
+	if (c->tls) {
+		ci.ssl_connection |= LCCSCF_USE_SSL;
+		/* WebSocket over HTTP/1.1, never an h2 stream. */
+		ci.alpn = "http/1.1";
+	}
+	/* The callbacks find c here; lws takes the keep-alive policy from
+	 * the connect, not from the context. */
+	ci.opaque_user_data = c;
+	ci.retry_and_idle_policy = &h->keepalive;
+	wsi = lws_client_connect_via_info(&ci);
+
+	pthread_mutex_lock(&c->lock);
+	if (wsi && c->wsi_live) {
+		c->lwsi = wsi;
+	} else if (!wsi) {
+		/* Failed inside the call, where lws says nothing through
+		 * the callback; nothing of it is left. */
+		if (c->state == WS_CONNECTING) {
+			c->open_rc = -EIO;
+			dbuf_reset(&c->open_why);
+			dbuf_addf_opt(&c->open_why, "%s: WebSocket connect "
+				      "failed to start", dbuf_str(&c->target));
+			c->state = WS_CLOSED;
+		}
+		c->lwsi = NULL;
+		c->wsi_live = false;
+		pthread_cond_broadcast(&c->cond);
+	}
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* The service thread's turn for the other threads' requests: connects
+ * to start, sends, closes, pauses and kills.  Runs from lws's timer
+ * list, outside lws's walk over the fds, so that a connect made here
+ * does not change that walk under it. */
+static void hub_work(lws_sorted_usec_list_t *sul)
+{
+	struct wsconn_hub *h = lws_container_of(sul, struct wsconn_hub,
+						sul_work);
+	struct wsconn *c, *todo;
+
+	for (;;) {
+		todo = NULL;
+		pthread_mutex_lock(&h->lock);
+		for (c = h->conns; c && !todo; c = c->next) {
+			pthread_mutex_lock(&c->lock);
+			if (c->want_connect) {
+				c->want_connect = false;
+				c->wsi_live = true;
+				todo = c;
+			} else {
+				conn_service(c);
+			}
+			pthread_mutex_unlock(&c->lock);
+		}
+		pthread_mutex_unlock(&h->lock);
+		if (!todo)
+			break;
+		connect_start(h, todo);
+	}
+}
+
 static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
 		       void *user, void *in, size_t len)
 {
+	struct wsconn_hub *h;
 	struct wsconn *c;
 	int rc = 0;
 
 	(void)user;
-	/* Context-wide events come before the context is ours, or with no
-	 * wsi; nothing of ours to do for them. */
-	c = wsi ? lws_context_user(lws_get_context(wsi)) : NULL;
+	if (!wsi)
+		goto out;
+	if (reason == LWS_CALLBACK_EVENT_WAIT_CANCELLED) {
+		/* Another thread asked for something; wsi here is not a
+		 * connection's.  Sent once per protocol and vhost: the
+		 * timer is set again, not twice. */
+		h = lws_context_user(lws_get_context(wsi));
+		if (h)
+			lws_sul_schedule(lws_get_context(wsi), 0, &h->sul_work,
+					 hub_work, 1);
+		goto out;
+	}
+	/* Only our connections carry c; context-wide events carry none. */
+	c = lws_get_opaque_user_data(wsi);
 	if (!c)
 		goto out;
 	switch (reason) {
 	case LWS_CALLBACK_CLIENT_ESTABLISHED:
 		pthread_mutex_lock(&c->lock);
-		c->state = WS_OPEN;
-		c->wsi = wsi;
-		if (c->tx_head || c->closing)
-			lws_callback_on_writable(wsi);
-		pthread_cond_broadcast(&c->cond);
-		pthread_mutex_unlock(&c->lock);
+		if (c->kill || c->state != WS_CONNECTING) {
+			rc = -1; /* wsconn_open gave up on it */
+		} else {
+			c->state = WS_OPEN;
+			c->wsi = wsi;
+			if (c->tx_head || c->closing)
+				lws_callback_on_writable(wsi);
+			pthread_cond_broadcast(&c->cond);
+		}
+		conn_unlock(c);
 		break;
 	case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
 		pthread_mutex_lock(&c->lock);
 		if (c->state == WS_CONNECTING)
 			conn_failed(c, wsi, in, len);
-		else if (wsi == c->wsi)
+		else if (c->state == WS_OPEN)
 			conn_gone(c);
-		pthread_mutex_unlock(&c->lock);
+		conn_unlock(c);
 		break;
 	case LWS_CALLBACK_CLIENT_RECEIVE:
 		pthread_mutex_lock(&c->lock);
-		if (wsi == c->wsi)
+		if (c->kill)
+			rc = -1;
+		else if (wsi == c->wsi)
 			rc = on_receive(c, wsi, in, len);
-		pthread_mutex_unlock(&c->lock);
+		conn_unlock(c);
 		break;
 	case LWS_CALLBACK_CLIENT_WRITEABLE:
 		pthread_mutex_lock(&c->lock);
-		if (wsi == c->wsi)
+		if (c->kill)
+			rc = -1;
+		else if (wsi == c->wsi)
 			rc = on_writeable(c, wsi);
-		pthread_mutex_unlock(&c->lock);
+		conn_unlock(c);
 		break;
 	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
 		pthread_mutex_lock(&c->lock);
-		if (wsi == c->wsi)
-			c->peer_closed = true;
-		pthread_mutex_unlock(&c->lock);
+		c->peer_closed = true;
+		conn_unlock(c);
 		break;
 	case LWS_CALLBACK_CLIENT_CLOSED:
-	case LWS_CALLBACK_WSI_DESTROY:
 		pthread_mutex_lock(&c->lock);
-		if (wsi == c->wsi)
+		if (c->state == WS_OPEN)
 			conn_gone(c);
-		pthread_mutex_unlock(&c->lock);
+		conn_unlock(c);
 		break;
-	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
-		/* Another thread queued a message, wants to close, or read
-		 * enough to resume; wsi here is not the connection's. */
+	case LWS_CALLBACK_WSI_DESTROY:
+		/* lws's last word on this connection: tell the owner what
+		 * changed first, then let it free c. */
 		pthread_mutex_lock(&c->lock);
-		if (c->wsi) {
-			if (c->tx_head || c->closing)
-				lws_callback_on_writable(c->wsi);
-			if (c->rx_pause) {
-				c->rx_pause = false;
-				c->rx_paused = true;
-				lws_rx_flow_control(c->wsi, 0);
-			}
-			if (c->rx_resume) {
-				c->rx_resume = false;
-				c->rx_paused = false;
-				lws_rx_flow_control(c->wsi, 1);
-			}
-		}
+		if (c->state == WS_CONNECTING)
+			conn_failed(c, NULL, "closed during the handshake",
+				    0);
+		else if (c->state == WS_OPEN)
+			conn_gone(c);
+		conn_unlock(c);
+		pthread_mutex_lock(&c->lock);
+		c->lwsi = NULL;
+		c->wsi = NULL;
+		c->wsi_live = false;
+		pthread_cond_broadcast(&c->cond);
 		pthread_mutex_unlock(&c->lock);
 		break;
 	default:
@@ -377,22 +594,56 @@ static const struct lws_protocols ws_protocols[] = {
 	{ NULL, NULL, 0, 0, 0, NULL, 0 },
 };
 
+static void conn_free(struct wsconn *c);
+
+/* Serves until told to stop (or lws fails), then destroys the context
+ * on this thread: lws's last callbacks run here, with no lock held. */
 static void *service_main(void *arg)
 {
-	struct wsconn *c = arg;
+	struct wsconn_hub *h = arg;
+	struct wsconn **pp, *c;
 	bool stop;
 
 	for (;;) {
-		pthread_mutex_lock(&c->lock);
-		stop = c->stop;
-		pthread_mutex_unlock(&c->lock);
-		if (stop || lws_service(c->ctx, 0) < 0)
+		pthread_mutex_lock(&h->lock);
+		stop = h->stop;
+		pthread_mutex_unlock(&h->lock);
+		if (stop || lws_service(h->ctx, 0) < 0)
 			break;
 	}
-	pthread_mutex_lock(&c->lock);
-	if (c->state != WS_CLOSED)
-		conn_gone(c);
-	pthread_mutex_unlock(&c->lock);
+	lws_context_destroy(h->ctx);
+
+	/* What lws did not end, ends here: connects not started yet, and
+	 * connections lws never let go of (their owner left them). */
+	pthread_mutex_lock(&h->lock);
+	h->ctx = NULL;
+	if (!h->stop)
+		h->state = HUB_DEAD;
+	for (pp = &h->conns; (c = *pp);) {
+		if (c->orphan) {
+			*pp = c->next;
+			conn_free(c);
+			continue;
+		}
+		pthread_mutex_lock(&c->lock);
+		c->want_connect = false;
+		if (c->state == WS_CONNECTING) {
+			c->open_rc = -EIO;
+			dbuf_reset(&c->open_why);
+			dbuf_addf_opt(&c->open_why, "%s: the WebSocket service "
+				      "stopped", dbuf_str(&c->target));
+			c->state = WS_CLOSED;
+		} else if (c->state == WS_OPEN) {
+			conn_gone(c);
+		}
+		c->notify = false; /* c may be freed once wsi_live is off */
+		c->lwsi = NULL;
+		c->wsi_live = false;
+		pthread_cond_broadcast(&c->cond);
+		pthread_mutex_unlock(&c->lock);
+		pp = &c->next;
+	}
+	pthread_mutex_unlock(&h->lock);
 	return NULL;
 }
 
@@ -599,107 +850,211 @@ out:
 	return rc;
 }
 
-static int ctx_create(struct wsconn *c, const struct wsconn_opts *o,
-		      long timeout_ms, struct dbuf *why)
+/* --- the hub --------------------------------------------------------------- */
+
+/* Our own client SSL_CTX, freed by us after the context: lws 4.1.6 loses
+ * the SSL_CTX it makes itself when its context ends while another one
+ * exists.  lws still sets peer verification, the host name to check,
+ * SNI and ALPN on every connection. */
+static int tls_ctx_new(SSL_CTX **out, const char *ca_file, struct dbuf *why)
 {
-	struct lws_context_creation_info info;
-	unsigned secs = (unsigned)((timeout_ms + 999) / 1000);
+	SSL_CTX *t;
 	int rc = 0;
 
+	*out = NULL;
+	t = SSL_CTX_new(TLS_client_method());
+	if (!t) {
+		rc = -ENOMEM;
+		dbuf_addf_opt(why, "could not set up TLS for WebSockets");
+		goto out;
+	}
+	SSL_CTX_set_min_proto_version(t, TLS1_2_VERSION);
+	SSL_CTX_set_options(t, SSL_OP_NO_COMPRESSION);
+	/* An idle connection gives its TLS buffers back. */
+	SSL_CTX_set_mode(t, SSL_MODE_RELEASE_BUFFERS);
+	SSL_CTX_set_verify(t, SSL_VERIFY_PEER, NULL);
+	if (ca_file) {
+		/* Like curl --cacert: this file and nothing else. */
+		if (SSL_CTX_load_verify_file(t, ca_file) != 1) {
+			rc = -EIO;
+			dbuf_addf_opt(why, "cannot load the CA file %s for "
+				      "WebSockets", ca_file);
+		}
+	} else if (SSL_CTX_set_default_verify_paths(t) != 1) {
+		rc = -EIO;
+		dbuf_addf_opt(why, "cannot load the system's CA certificates "
+			      "for WebSockets");
+	}
+out:
+	/* OpenSSL's error queue is per thread; leave nothing in it. */
+	ERR_clear_error();
+	if (rc)
+		SSL_CTX_free(t);
+	else
+		*out = t;
+	return rc;
+}
+
+/* Under start_lock: the context, the TLS set-up and the thread, unless
+ * they run.  A dead thread is joined and everything made anew. */
+static int hub_start(struct wsconn_hub *h, struct dbuf *why)
+{
+	struct lws_context_creation_info info;
+	struct lws_context *ctx = NULL;
+	SSL_CTX *ssl = NULL;
+	enum hub_state st;
+	int rc;
+
+	pthread_mutex_lock(&h->lock);
+	st = h->state;
+	pthread_mutex_unlock(&h->lock);
+	if (st == HUB_RUNNING)
+		return 0;
+	if (st == HUB_DEAD) {
+		pthread_join(h->thread, NULL);
+		pthread_mutex_lock(&h->lock);
+		h->thread_started = false;
+		SSL_CTX_free(h->ssl_ctx);
+		h->ssl_ctx = NULL;
+		h->state = HUB_IDLE;
+		pthread_mutex_unlock(&h->lock);
+	}
+
+	rc = tls_ctx_new(&ssl, h->ca_file, why);
+	if (rc)
+		goto out;
 	memset(&info, 0, sizeof(info));
 	info.port = CONTEXT_PORT_NO_LISTEN;
 	info.protocols = ws_protocols;
 	info.gid = -1;
 	info.uid = -1;
-	info.user = c;
-	/* A handful of fds (the connection, lws's wake-up pipe) instead of
-	 * tables sized for the process's whole fd limit. */
-	info.fd_limit_per_thread = 16;
-	/* Our own deadline ends the connect; lws's one second later is
-	 * only a backstop. */
-	info.connect_timeout_secs = secs + 1;
-	info.timeout_secs = secs + 1;
-	if (c->tls) {
-		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
-		if (o->ca_file && *o->ca_file) {
-			/* Like curl --cacert: this file and nothing else. */
-			info.client_ssl_ca_filepath = o->ca_file;
-			info.options |= LWS_SERVER_OPTION_DISABLE_OS_CA_CERTS;
-		}
-	}
-	c->ctx = lws_create_context(&info);
-	if (!c->ctx) {
+	info.user = h;
+	/* lws uses provided_client_ssl_ctx only with its TLS switched on. */
+	info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+	info.provided_client_ssl_ctx = ssl;
+	/* A table for our connections and lws's wake-up pipe instead of
+	 * one sized for the process's whole fd limit. */
+	info.fd_limit_per_thread = WSCONN_FD_LIMIT;
+	info.connect_timeout_secs = WSCONN_LWS_TIMEOUT_S;
+	info.timeout_secs = WSCONN_LWS_TIMEOUT_S;
+	/* The timer of the old context (if any) went with it. */
+	memset(&h->sul_work, 0, sizeof(h->sul_work));
+	ctx = lws_create_context(&info);
+	if (!ctx) {
 		rc = -EIO;
-		dbuf_addf_opt(why, "%s: could not set up libwebsockets%s",
-			      dbuf_str(&c->target),
-			      o->ca_file ? " (is the CA file readable?)" : "");
-	}
-	return rc;
-}
-
-static int connect_start(struct wsconn *c, struct dbuf *why)
-{
-	struct lws_client_connect_info ci;
-	int rc = 0;
-
-	memset(&ci, 0, sizeof(ci));
-	ci.context = c->ctx;
-	ci.address = dbuf_str(&c->address);
-	ci.port = c->port;
-	ci.path = dbuf_str(&c->path);
-	/* Host header, TLS SNI and the name the certificate must match,
-	 * whatever address we connect to. */
-	ci.host = dbuf_str(&c->host_hdr);
-	ci.ietf_version_or_minus_one = -1;
-	ci.local_protocol_name = ws_protocols[0].name;
-	/* A redirect would carry the presigned query to another host. */
-	ci.ssl_connection = LCCSCF_HTTP_NO_FOLLOW_REDIRECT;
-	if (c->tls) {
-		ci.ssl_connection |= LCCSCF_USE_SSL;
-		/* WebSocket over HTTP/1.1, never an h2 stream. */
-		ci.alpn = "http/1.1";
-	}
-	if (lws_client_connect_via_info(&ci))
+		dbuf_addf_opt(why, "could not set up libwebsockets");
 		goto out;
-	/* lws may have said why through the callback already. */
-	pthread_mutex_lock(&c->lock);
-	if (c->state == WS_CONNECTING || !c->open_rc) {
-		c->open_rc = -EIO;
-		dbuf_reset(&c->open_why);
-		dbuf_addf_opt(&c->open_why, "%s: WebSocket connect failed "
-			      "to start", dbuf_str(&c->target));
 	}
-	c->state = WS_CLOSED;
-	rc = c->open_rc;
-	dbuf_addf_opt(why, "%s", dbuf_str(&c->open_why));
-	pthread_mutex_unlock(&c->lock);
+	pthread_mutex_lock(&h->lock);
+	h->ctx = ctx;
+	h->ssl_ctx = ssl;
+	h->stop = false;
+	rc = -pthread_create(&h->thread, NULL, service_main, h);
+	if (rc) {
+		h->ctx = NULL;
+		h->ssl_ctx = NULL;
+	} else {
+		h->thread_started = true;
+		h->state = HUB_RUNNING;
+		ctx = NULL;
+		ssl = NULL;
+	}
+	pthread_mutex_unlock(&h->lock);
+	if (rc)
+		dbuf_addf_opt(why, "could not start the WebSocket thread");
 out:
+	/* Never started: no thread ever saw it. */
+	if (ctx)
+		lws_context_destroy(ctx);
+	SSL_CTX_free(ssl);
 	return rc;
 }
 
-static void service_stop(struct wsconn *c)
+static void hub_destroy(struct wsconn_hub *h)
 {
-	if (!c->thread_started)
-		return;
-	pthread_mutex_lock(&c->lock);
-	c->stop = true;
-	pthread_mutex_unlock(&c->lock);
-	lws_cancel_service(c->ctx);
-	pthread_join(c->thread, NULL);
-	c->thread_started = false;
+	bool join = false;
+
+	if (h->lock_ok) {
+		pthread_mutex_lock(&h->lock);
+		h->stop = true;
+		if (h->ctx)
+			lws_cancel_service(h->ctx);
+		join = h->thread_started;
+		pthread_mutex_unlock(&h->lock);
+	}
+	/* The thread destroys the context and frees what lws held. */
+	if (join)
+		pthread_join(h->thread, NULL);
+	SSL_CTX_free(h->ssl_ctx);
+	free(h->ca_file);
+	if (h->lock_ok)
+		pthread_mutex_destroy(&h->lock);
+	if (h->start_lock_ok)
+		pthread_mutex_destroy(&h->start_lock);
+	free(h);
 }
 
-/* Tears down in the order the threads need: the service thread first,
- * then lws (whose last callbacks run here and take the lock). */
-static void wsconn_free(struct wsconn *c)
+static void hub_unref(struct wsconn_hub *h)
 {
-	if (!c)
-		return;
-	if (c->ctx) {
-		service_stop(c);
-		lws_context_destroy(c->ctx);
-		c->ctx = NULL;
+	bool last;
+
+	pthread_mutex_lock(&h->lock);
+	last = --h->refs == 0;
+	pthread_mutex_unlock(&h->lock);
+	if (last)
+		hub_destroy(h);
+}
+
+int wsconn_hub_new(struct wsconn_hub **out, const struct wsconn_hub_opts *o)
+{
+	struct wsconn_hub *h;
+	unsigned ping, hangup;
+	int rc;
+
+	*out = NULL;
+	ping = o && o->ping_s ? o->ping_s : WSCONN_PING_S;
+	hangup = o && o->hangup_s ? o->hangup_s : WSCONN_HANGUP_S;
+	/* lws counts both in 16 bits and wants the hang-up later. */
+	if (ping > UINT16_MAX - 1 || hangup > UINT16_MAX || hangup <= ping)
+		return -EINVAL;
+	h = calloc(1, sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	h->refs = 1;
+	h->keepalive.secs_since_valid_ping = (uint16_t)ping;
+	h->keepalive.secs_since_valid_hangup = (uint16_t)hangup;
+	rc = -pthread_mutex_init(&h->start_lock, NULL);
+	if (rc)
+		goto out;
+	h->start_lock_ok = true;
+	rc = -pthread_mutex_init(&h->lock, NULL);
+	if (rc)
+		goto out;
+	h->lock_ok = true;
+	if (o && o->ca_file && *o->ca_file &&
+	    !(h->ca_file = strdup(o->ca_file))) {
+		rc = -ENOMEM;
+		goto out;
 	}
+	pthread_once(&log_once, log_quiet);
+out:
+	if (rc)
+		hub_destroy(h);
+	else
+		*out = h;
+	return rc;
+}
+
+void wsconn_hub_free(struct wsconn_hub *h)
+{
+	if (h)
+		hub_unref(h);
+}
+
+/* --- a connection ---------------------------------------------------------- */
+
+static void conn_free(struct wsconn *c)
+{
 	tx_drop_all(c);
 	dbuf_free(&c->rx_ready);
 	dbuf_free(&c->rx_part);
@@ -715,7 +1070,62 @@ static void wsconn_free(struct wsconn *c)
 	free(c);
 }
 
-static int wsconn_new(struct wsconn **out)
+/* Takes c out of the hub and frees it, once lws let go of it: a connect
+ * not started is called off, a live one killed and waited for. */
+static void wsconn_free(struct wsconn *c)
+{
+	struct wsconn_hub *h;
+	struct wsconn **pp;
+	struct timespec deadline;
+	bool live;
+
+	if (!c)
+		return;
+	h = c->hub;
+	if (!c->registered) {
+		conn_free(c);
+		return;
+	}
+	pthread_mutex_lock(&h->lock);
+	pthread_mutex_lock(&c->lock);
+	c->want_connect = false;
+	live = c->wsi_live;
+	c->kill = live;
+	pthread_mutex_unlock(&c->lock);
+	pthread_mutex_unlock(&h->lock);
+	if (live) {
+		hub_wake(h);
+		deadline_after(&deadline, WSCONN_RELEASE_WAIT_MS);
+		pthread_mutex_lock(&c->lock);
+		while (c->wsi_live &&
+		       pthread_cond_timedwait(&c->cond, &c->lock, &deadline) !=
+		       ETIMEDOUT)
+			;
+		live = c->wsi_live;
+		pthread_mutex_unlock(&c->lock);
+	}
+	pthread_mutex_lock(&h->lock);
+	h->nconns--;
+	if (live) {
+		/* lws still holds it: the service thread frees it after
+		 * the context, when no callback can come any more. */
+		c->orphan = true;
+		pthread_mutex_lock(&c->lock);
+		c->on_ready = NULL;
+		pthread_mutex_unlock(&c->lock);
+	} else {
+		for (pp = &h->conns; *pp && *pp != c; pp = &(*pp)->next)
+			;
+		if (*pp)
+			*pp = c->next;
+	}
+	pthread_mutex_unlock(&h->lock);
+	if (!live)
+		conn_free(c);
+	hub_unref(h);
+}
+
+static int wsconn_new(struct wsconn_hub *h, struct wsconn **out)
 {
 	pthread_condattr_t ca;
 	struct wsconn *c;
@@ -723,10 +1133,9 @@ static int wsconn_new(struct wsconn **out)
 
 	*out = NULL;
 	c = calloc(1, sizeof(*c));
-	if (!c) {
-		rc = -ENOMEM;
-		goto out;
-	}
+	if (!c)
+		return -ENOMEM;
+	c->hub = h;
 	dbuf_init(&c->open_why, DBUF_CAP_SMALL);
 	dbuf_init(&c->rx_ready, WSCONN_RX_CAP);
 	dbuf_init(&c->rx_part, WSCONN_MSG_MAX);
@@ -751,16 +1160,52 @@ static int wsconn_new(struct wsconn **out)
 	c->cond_ok = true;
 out:
 	if (rc)
-		wsconn_free(c);
+		conn_free(c);
 	else
 		*out = c;
 	return rc;
 }
 
+/* Starts the hub if need be and puts c in it, to be connected by the
+ * service thread. */
+static int conn_register(struct wsconn_hub *h, struct wsconn *c,
+			 struct dbuf *why)
+{
+	int rc;
+
+	pthread_mutex_lock(&h->start_lock);
+	rc = hub_start(h, why);
+	if (rc)
+		goto out;
+	pthread_mutex_lock(&h->lock);
+	if (h->state != HUB_RUNNING) {
+		rc = -EIO;
+		dbuf_addf_opt(why, "%s: the WebSocket service stopped",
+			      dbuf_str(&c->target));
+	} else if (h->nconns >= WSCONN_MAX_CONNS) {
+		rc = -EMFILE;
+		dbuf_addf_opt(why, "%s: already %u WebSocket connections "
+			      "open", dbuf_str(&c->target), h->nconns);
+	} else {
+		c->want_connect = true;
+		c->registered = true;
+		c->next = h->conns;
+		h->conns = c;
+		h->nconns++;
+		h->refs++;
+	}
+	pthread_mutex_unlock(&h->lock);
+out:
+	pthread_mutex_unlock(&h->start_lock);
+	if (!rc)
+		hub_wake(h);
+	return rc;
+}
+
 /* --- the API ----------------------------------------------------------------- */
 
-int wsconn_open(struct wsconn **out, const struct wsconn_opts *opts,
-		struct dbuf *why)
+int wsconn_open(struct wsconn_hub *h, struct wsconn **out,
+		const struct wsconn_opts *opts, struct dbuf *why)
 {
 	struct wsconn *c = NULL;
 	struct dbuf path, query;
@@ -770,7 +1215,8 @@ int wsconn_open(struct wsconn **out, const struct wsconn_opts *opts,
 
 	dbuf_init(&path, WSCONN_TEXT_CAP);
 	dbuf_init(&query, WSCONN_TEXT_CAP);
-	if (!out || !opts || !opts->url || opts->connect_timeout_ms < 0) {
+	if (!h || !out || !opts || !opts->url ||
+	    opts->connect_timeout_ms < 0) {
 		rc = -EINVAL;
 		goto out;
 	}
@@ -779,28 +1225,21 @@ int wsconn_open(struct wsconn **out, const struct wsconn_opts *opts,
 		     WSCONN_DEFAULT_TIMEOUT_MS;
 	if (timeout_ms > INT_MAX / 2)
 		timeout_ms = INT_MAX / 2;
-	pthread_once(&log_once, log_quiet);
 
-	rc = wsconn_new(&c);
+	rc = wsconn_new(h, &c);
 	if (rc)
 		goto out;
+	c->on_ready = opts->on_ready;
+	c->arg = opts->arg;
 	rc = parse_target(c, opts, &path, &query, why);
 	if (!rc)
 		rc = build_path(c, opts, &path, &query, why);
 	if (rc)
 		goto out;
 	deadline_after(&deadline, timeout_ms);
-	rc = ctx_create(c, opts, timeout_ms, why);
-	if (!rc)
-		rc = connect_start(c, why);
+	rc = conn_register(h, c, why);
 	if (rc)
 		goto out;
-	rc = -pthread_create(&c->thread, NULL, service_main, c);
-	if (rc) {
-		dbuf_addf_opt(why, "could not start the WebSocket thread");
-		goto out;
-	}
-	c->thread_started = true;
 
 	pthread_mutex_lock(&c->lock);
 	while (c->state == WS_CONNECTING &&
@@ -822,6 +1261,8 @@ int wsconn_open(struct wsconn **out, const struct wsconn_opts *opts,
 				      "closed during the handshake",
 				      dbuf_str(&c->target));
 	}
+	if (rc)
+		c->on_ready = NULL; /* the caller never sees c */
 	pthread_mutex_unlock(&c->lock);
 out:
 	dbuf_free_secret(&path);
@@ -878,7 +1319,7 @@ int wsconn_send(struct wsconn *c, const void *msg, size_t len)
 	c->tx_tail = m;
 	m = NULL; /* the queue's now */
 	pthread_mutex_unlock(&c->lock);
-	lws_cancel_service(c->ctx);
+	hub_wake(c->hub);
 
 	/* Wait for the write, so that a send that returned 0 is on its way
 	 * and a slow peer slows the sender instead of growing a queue. */
@@ -964,8 +1405,25 @@ out:
 	if (locked)
 		pthread_mutex_unlock(&c->lock);
 	if (wake)
-		lws_cancel_service(c->ctx);
+		hub_wake(c->hub);
 	return rc;
+}
+
+unsigned wsconn_events(struct wsconn *c)
+{
+	unsigned ev = 0;
+
+	if (!c)
+		return POLLERR;
+	pthread_mutex_lock(&c->lock);
+	if (c->rx_off < dbuf_len(&c->rx_ready))
+		ev |= POLLIN | POLLRDNORM;
+	if (c->state == WS_CLOSED)
+		ev |= POLLIN | POLLRDNORM | POLLHUP; /* recv says how it ended */
+	else if (c->state == WS_OPEN && !c->closing)
+		ev |= POLLOUT | POLLWRNORM;
+	pthread_mutex_unlock(&c->lock);
+	return ev;
 }
 
 void wsconn_close(struct wsconn *c)
@@ -982,7 +1440,7 @@ void wsconn_close(struct wsconn *c)
 	if (wait) {
 		/* A close frame, and a short wait for the peer's answer so
 		 * the server sees a clean close rather than a reset. */
-		lws_cancel_service(c->ctx);
+		hub_wake(c->hub);
 		deadline_after(&deadline, WSCONN_CLOSE_WAIT_MS);
 		pthread_mutex_lock(&c->lock);
 		while (c->state == WS_OPEN &&

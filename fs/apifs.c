@@ -4,6 +4,7 @@
 #include "fs/apifs.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -493,6 +494,23 @@ int apifs_fsync(struct apifs *a, const char *path, int datasync,
 	(void)path;
 	(void)datasync;
 	(void)fi;
+	return 0;
+}
+
+/* Tables, items and .dynfs/ files (fi NULL), and apifs files that are
+ * not sockets, are always ready; a socket is readable once a message
+ * came (or the connection ended), and ph is notified then. */
+int apifs_poll(struct apifs *a, const char *path, struct fuse_file_info *fi,
+	       struct fuse_pollhandle *ph, unsigned *reventsp)
+{
+	struct apifile *f = file_of(fi);
+
+	(void)path;
+	if (a && f)
+		return apisess_poll(a->sess, f, ph, reventsp);
+	if (ph)
+		fuse_pollhandle_destroy(ph);
+	*reventsp = POLLIN | POLLRDNORM | POLLOUT | POLLWRNORM;
 	return 0;
 }
 

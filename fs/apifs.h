@@ -56,6 +56,11 @@ int apifs_fsync(struct apifs *a, const char *path, int datasync,
 		struct fuse_file_info *fi);
 int apifs_release(struct apifs *a, const char *path,
 		  struct fuse_file_info *fi);
+/* poll(2) for every file of the mount: fi is apifs's file, or NULL for
+ * one that is not (always ready, as a regular file).  ph (may be NULL)
+ * is taken. */
+int apifs_poll(struct apifs *a, const char *path, struct fuse_file_info *fi,
+	       struct fuse_pollhandle *ph, unsigned *reventsp);
 int apifs_getxattr(struct apifs *a, const char *path, const char *name,
 		   char *value, size_t size);
 int apifs_setxattr(struct apifs *a, const char *path, const char *name,

@@ -109,6 +109,10 @@ ssize_t apisess_write(struct apisess *s, struct apifile *f, const char *buf,
 		      size_t size);
 int apisess_truncate(struct apisess *s, struct apifile *f, off_t size);
 int apisess_flush(struct apisess *s, struct apifile *f);
+/* poll(2): *revents now; ph (may be NULL) is taken: a socket keeps it
+ * and notifies it once a read would no longer block. */
+int apisess_poll(struct apisess *s, struct apifile *f,
+		 struct fuse_pollhandle *ph, unsigned *revents);
 void apisess_release(struct apisess *s, struct apifile *f);
 
 /* Response xattrs of the last response on file (the path at open, query

@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,6 +97,8 @@ struct apisess {
 	char *cafile;
 	long timeout_ms;
 	struct dbuf mount_hdrs;
+	/* The WebSocket connections' lws context, thread and TLS set-up. */
+	struct wsconn_hub *hub;
 
 	/* Lock order: a file's lock, then store_lock, then an xchg's lock. */
 	pthread_mutex_t store_lock;
@@ -128,6 +131,11 @@ struct apifile {
 	struct xchg *x;      /* the exchange read() reads */
 	int reported;        /* x's failure was told (by read or close) */
 	struct wsconn *ws;   /* TARGET_SOCKET */
+	/* poll(2) on a socket: the kernel's handle to wake, under ph_lock,
+	 * a leaf (wsconn's thread takes it in socket_ready, holding no
+	 * lock of its own). */
+	pthread_mutex_t ph_lock;
+	struct fuse_pollhandle *ph;
 };
 
 static double now_s(void)
@@ -923,6 +931,7 @@ int apisess_header_names(struct apisess *s, const char *file,
 int apisess_new(struct apisess **out, struct exapi *ex, struct lambda *lam,
 		struct creds_chain *creds, const struct apisess_opts *o)
 {
+	struct wsconn_hub_opts ho;
 	struct apisess *s;
 	int rc = -ENOMEM;
 
@@ -950,7 +959,12 @@ int apisess_new(struct apisess **out, struct exapi *ex, struct lambda *lam,
 	if (o->headers && dbuf_add(&s->mount_hdrs, dbuf_str(o->headers),
 				   dbuf_len(o->headers)))
 		goto out;
-	rc = 0;
+	/* Starts nothing: the first socket open does. */
+	memset(&ho, 0, sizeof(ho));
+	ho.ca_file = o->cafile;
+	rc = wsconn_hub_new(&s->hub, &ho);
+	if (rc)
+		goto out;
 	*out = s;
 out:
 	if (rc)
@@ -981,6 +995,9 @@ void apisess_free(struct apisess *s)
 		free(h->value);
 		free(h);
 	}
+	/* Its thread ends with its last connection (none, once every file
+	 * was released). */
+	wsconn_hub_free(s->hub);
 	dbuf_free(&s->mount_hdrs);
 	free(s->region);
 	free(s->connect);
@@ -993,6 +1010,24 @@ void apisess_free(struct apisess *s)
 }
 
 /* ---- sockets ------------------------------------------------------------ */
+
+/* wsconn's on_ready, on its thread: something became readable, or the
+ * connection ended.  The kernel's poll handle is told once and let go;
+ * the next poll() leaves a new one. */
+static void socket_ready(void *arg)
+{
+	struct apifile *f = arg;
+	struct fuse_pollhandle *ph;
+
+	pthread_mutex_lock(&f->ph_lock);
+	ph = f->ph;
+	f->ph = NULL;
+	pthread_mutex_unlock(&f->ph_lock);
+	if (ph) {
+		fuse_notify_poll(ph);
+		fuse_pollhandle_destroy(ph);
+	}
+}
 
 static int socket_open(struct apisess *s, struct apifile *f)
 {
@@ -1017,9 +1052,10 @@ static int socket_open(struct apisess *s, struct apifile *f)
 	o.creds = s->creds;
 	o.region = s->region;
 	o.connect_to = s->connect;
-	o.ca_file = s->cafile;
 	o.connect_timeout_ms = s->timeout_ms;
-	rc = wsconn_open(&f->ws, &o, &why);
+	o.on_ready = socket_ready;
+	o.arg = f;
+	rc = wsconn_open(s->hub, &f->ws, &o, &why);
 	if (rc)
 		log_msg(LOG_LVL_ERROR, "apis: connecting %s failed: %s",
 			f->path, dbuf_len(&why) ? dbuf_str(&why)
@@ -1072,11 +1108,15 @@ static void file_free(struct apifile *f)
 	if (!f)
 		return;
 	xchg_unref(f->x);
+	/* After this, socket_ready is not called any more. */
 	if (f->ws)
 		wsconn_close(f->ws);
+	if (f->ph)
+		fuse_pollhandle_destroy(f->ph);
 	api_target_free(&f->t);
 	free(f->path);
 	dbuf_free(&f->body);
+	pthread_mutex_destroy(&f->ph_lock);
 	pthread_mutex_destroy(&f->lock);
 	free(f);
 }
@@ -1092,6 +1132,7 @@ int apisess_open(struct apisess *s, const char *path, struct api_target *t,
 	if (!f)
 		return -ENOMEM;
 	pthread_mutex_init(&f->lock, NULL);
+	pthread_mutex_init(&f->ph_lock, NULL);
 	dbuf_init(&f->body, DBUF_CAP_BODY);
 	f->t = *t;
 	memset(t, 0, sizeof(*t));
@@ -1285,6 +1326,32 @@ out:
 	pthread_mutex_unlock(&f->lock);
 	xchg_unref(x);
 	return rc;
+}
+
+/* A socket reports what wsconn says and keeps ph to wake the poller
+ * when that changes; any other file is always ready, as a regular file
+ * is.  The handle is kept before the state is looked at, so that a
+ * message arriving in between still wakes it. */
+int apisess_poll(struct apisess *s, struct apifile *f,
+		 struct fuse_pollhandle *ph, unsigned *revents)
+{
+	struct fuse_pollhandle *drop = ph;
+
+	(void)s;
+	if (f->ws) {
+		if (ph) {
+			pthread_mutex_lock(&f->ph_lock);
+			drop = f->ph;
+			f->ph = ph;
+			pthread_mutex_unlock(&f->ph_lock);
+		}
+		*revents = wsconn_events(f->ws);
+	} else {
+		*revents = POLLIN | POLLRDNORM | POLLOUT | POLLWRNORM;
+	}
+	if (drop)
+		fuse_pollhandle_destroy(drop);
+	return 0;
 }
 
 void apisess_release(struct apisess *s, struct apifile *f)

@@ -2,8 +2,9 @@
 # WebSocket APIs (docs/apis.md): apis/chat/prod/socket is one connection
 # per open (presigned, as the chat API's $connect is AWS_IAM): each write
 # sends one message, read returns the messages newline-delimited and
-# blocks like a pipe, close disconnects.  The emulator's echo route
-# answers; its log shows the connections.
+# blocks like a pipe, close disconnects; poll(2) says when a message is
+# there.  The emulator's echo route answers; its log shows the
+# connections.
 # shellcheck disable=SC2016 # single-quoted scripts for bash -c are deliberate
 set -euo pipefail
 . "${DYNFS_SOURCE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/lib/common.sh"
@@ -40,6 +41,49 @@ check_eq "bash's read builtin, line by line" $'got {"times":2,"seq":1}\ngot {"ti
 fh_run timeout 2 cat "$S"
 check_eq "cat socket blocks like a pipe (timeout ends it)" 124 "$FH_RC"
 check_ok "the mount still answers after an interrupted read" ls "$AF_APIS/chat/prod"
+
+# poll(2) and select(2): not readable before an answer; readable once one
+# came, also when it comes while poll sleeps (the daemon notifies the
+# kernel); not readable again once read; always writable.
+AW_POLL_PY='
+import os, select, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR)
+p = select.poll()
+p.register(fd, select.POLLIN)
+out = ["idle:" + ("in" if p.poll(300) else "none")]
+os.write(fd, b"{\"times\":1,\"delayMs\":400}\n")
+t0 = time.monotonic()
+ev = p.poll(10000)
+waited = time.monotonic() - t0
+out.append("later:" + ("in" if ev and ev[0][1] & select.POLLIN else "none"))
+out.append("slept:" + ("yes" if waited >= 0.2 else "no %.3f" % waited))
+out.append(os.read(fd, 4096).decode().strip())
+out.append("drained:" + ("in" if select.select([fd], [], [], 0.2)[0] else "none"))
+os.write(fd, b"{\"action\":\"echo\",\"sel\":1}\n")
+r = select.select([fd], [], [], 10)[0]
+w = select.select([], [fd], [], 0)[1]
+out.append("select:" + ("r" if r else "-") + ("w" if w else "-"))
+out.append(os.read(fd, 4096).decode().strip())
+os.close(fd)
+fd = os.open(sys.argv[2], os.O_RDONLY)
+r, w, _ = select.select([fd], [fd], [], 0)
+out.append("stats:" + ("r" if r else "-") + ("w" if w else "-"))
+print("\n".join(out))
+'
+fh_run python3 -c "$AW_POLL_PY" "$S" "$FH_MNT/.dynfs/stats"
+check_eq "poll and select on a socket descriptor (and on a plain file)" \
+	$'idle:none\nlater:in\nslept:yes\n{"times":1,"delayMs":400,"seq":1}\ndrained:none\nselect:rw\n{"action":"echo","sel":1}\nstats:rw' \
+	"${FH_OUT%$'\n'}$( [[ $FH_RC == 0 ]] || echo " ($(fh_how))")"
+
+# Two connections at once, one closed while the other goes on (the
+# valgrind stage checks the daemon for leaks at its exit).
+fh_sh 'exec 3<>"$1" 4<>"$1"
+echo "{\"action\":\"echo\",\"c\":3}" >&3; head -n1 <&3
+echo "{\"action\":\"echo\",\"c\":4}" >&4; head -n1 <&4
+exec 3>&-
+echo "{\"action\":\"echo\",\"c\":4,\"alone\":1}" >&4; head -n1 <&4' "$S"
+check_eq "two connections at once; closing one leaves the other" \
+	$'{"action":"echo","c":3}\n{"action":"echo","c":4}\n{"action":"echo","c":4,"alone":1}' "${FH_OUT%$'\n'}"
 HOST="$(tl_apis_host "$DYNFS_TEST_API_CHAT")"
 # The chat API's $connect is AWS_IAM: the emulator accepts only a good
 # presigned URL (the wrong key below is refused).
