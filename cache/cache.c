@@ -129,7 +129,7 @@ int cache_item_sync(struct cache *c, const char *table, const json_t *key,
 
 void cache_stats(struct cache *c, struct dbuf *out)
 {
-	uint64_t hits, misses, lhits, lmisses, evictions;
+	uint64_t hits, misses, lhits, lmisses, evictions, drops;
 	size_t items, bytes;
 
 	pthread_mutex_lock(&c->lock);
@@ -140,14 +140,16 @@ void cache_stats(struct cache *c, struct dbuf *out)
 	items = cmap_count(c->items);
 	bytes = c->bytes;
 	evictions = c->evictions;
+	drops = c->list_drops;
 	pthread_mutex_unlock(&c->lock);
 	dbuf_addf(out, "cache_hits %llu\ncache_misses %llu\n"
 		  "listing_hits %llu\nlisting_misses %llu\n"
-		  "cached_keys %zu\ncached_bytes %zu\nevictions %llu\n",
+		  "cached_keys %zu\ncached_bytes %zu\ncache_max_bytes %zu\n"
+		  "evictions %llu\nlistings_dropped %llu\n",
 		  (unsigned long long)hits,
 		  (unsigned long long)misses, (unsigned long long)lhits,
-		  (unsigned long long)lmisses, items, bytes,
-		  (unsigned long long)evictions);
+		  (unsigned long long)lmisses, items, bytes, c->max_bytes,
+		  (unsigned long long)evictions, (unsigned long long)drops);
 	wbc_stats(c, out);
 }
 

@@ -34,7 +34,7 @@ struct cache_opts {
 	enum ddbjson_format fmt;  /* how item files show items */
 	time_t mount_time;        /* mtime of items unchanged since; 0: now */
 	int scan_segments;        /* parallel Scan segments; 0: 4 */
-	size_t cache_size_mb;     /* memory for item contents; 0: 256 */
+	size_t cache_size_mb;     /* memory for records and listings; 0: 256 */
 	/* Write-back (cache_start): the journal's directory, NULL: every
 	 * write is sent before close returns (write-through). */
 	const char *cache_dir;
@@ -114,8 +114,10 @@ typedef int (*cache_entry_cb)(void *ctx, const json_t *value,
  * partitions of a table with one (value: the partition key, is_dir), the
  * partitions made by cache_part_make included.  pvalue set: the items of
  * that partition (value: the sort key).  Entries come from a listing no
- * older than ttl; their items are remembered that long.  A non-zero value
- * from cb stops the walk and is returned. */
+ * older than ttl; a new listing reaches cb page by page as Scan or Query
+ * return them (no cache lock held), so a table larger than the cache
+ * streams through it.  A non-zero value from cb ends the calls to cb and
+ * is returned (the listing itself still completes). */
 int cache_list(struct cache *c, const char *table, const json_t *pvalue,
 	       cache_entry_cb cb, void *ctx, struct aws_err *err);
 
@@ -125,6 +127,14 @@ int cache_list(struct cache *c, const char *table, const json_t *pvalue,
  * -ENOENT when there is no such item. */
 int cache_item_stat(struct cache *c, const char *table, const json_t *key,
 		    struct cache_stat *st, struct aws_err *err);
+
+/* An open item file keeps its key's record in memory (never dropped to
+ * stay within cache_size) until cache_item_unhold.  *out NULL on failure
+ * (nothing is held then; the file works all the same). */
+struct cache_hold;
+void cache_item_hold(struct cache *c, const char *table, const json_t *key,
+		     struct cache_hold **out);
+void cache_item_unhold(struct cache_hold *h);
 
 /* The item's text appended to text.  *item_out (may be NULL): a new
  * reference to the typed item, the type hint for a later save.  *same

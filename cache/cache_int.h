@@ -16,14 +16,18 @@ enum citem_state {
 	CI_ABSENT,
 };
 
-/* One item key ever seen.  Records live until cache_free, so that mtime
- * stays stable across refreshes and listings can point at them. */
+/* One item key: what is known of it.  Every record is in the LRU list and
+ * counted in cache_size; a record that is clean (no queued write, no
+ * open file, no error to tell) is dropped whole, oldest use first, when
+ * the cache is over its size (docs/cache-memory.md). */
 struct citem {
-	json_t *key;          /* typed key object, immutable */
+	struct citem *lru_prev, *lru_next; /* c->lru_head .. c->lru_tail */
+	size_t cost;             /* bytes counted for the record */
 	enum citem_state state;
-	json_t *item;         /* CI_PRESENT: typed item, immutable */
-	char *text;           /* CI_PRESENT: rendered text */
+	char *text;              /* CI_PRESENT: rendered text */
 	size_t text_len;
+	char *typed;             /* CI_PRESENT: the typed item, compact JSON */
+	size_t typed_len;
 	unsigned long long hash; /* of the last text seen, when have_hash */
 	int have_hash;
 	time_t mtime;
@@ -32,12 +36,23 @@ struct citem {
 	uint64_t at_ms;          /* when state was learned; 0: stale */
 	uint64_t seq;            /* cache seq of the last local write */
 	unsigned pending;        /* write-back ops not yet in DynamoDB */
+	unsigned holds;          /* open files of the key (cache_item_hold) */
 	json_t *local;           /* the image last written here */
-	struct citem *lru_prev, *lru_next; /* while item and text are held */
-	size_t cost;             /* bytes counted for them; 0: not held */
 	int err;                 /* a lost write's error, told once */
 	int err_told;            /* times it was returned */
 	json_t *hint;            /* typed image kept after a write or delete */
+	size_t id_len;
+	char id[];               /* its key in c->items */
+};
+
+/* A member of an item directory's listing: enough for readdir and stat
+ * when the item's record has been dropped. */
+struct cmember {
+	struct cache_stat st;
+	size_t cost;   /* bytes counted for it */
+	uint32_t vlen; /* bytes of v */
+	char type;     /* of the value the entry is named after: S, N, B */
+	char v[];      /* that value's string, NUL-terminated */
 };
 
 /* A listed directory: a table's (no pvalue) or a partition's. */
@@ -45,9 +60,12 @@ struct cdir {
 	json_t *pvalue;       /* partition value, or NULL for a table dir */
 	uint64_t listed_ms;   /* when members were listed; 0: never */
 	uint64_t listed_seq;
-	/* Item dirs: id -> struct citem * (not owned).  The table dir of a
-	 * table with a sort key: partition id -> json_t * value (owned). */
+	/* Item dirs: item id -> struct cmember * (owned).  The table dir of
+	 * a table with a sort key: partition id -> json_t * value (owned). */
 	struct cmap *members;
+	size_t bytes;         /* counted for item dir members */
+	unsigned listing;     /* listings of it in progress */
+	int big;              /* its last listing was too large to keep */
 	int marker;           /* made by mkdir, not yet seen with items */
 	int exists;           /* partition probe result ... */
 	uint64_t exists_ms;   /* ... and when; 0: never */
@@ -61,6 +79,8 @@ struct wbc_opts {
 	int workers;              /* requests in flight at most */
 	const char *version_attr; /* NULL: conditions on the whole image */
 };
+
+struct lister; /* items.c: a listing in progress */
 
 struct ctable {
 	struct cache_schema schema;
@@ -89,10 +109,12 @@ struct cache {
 	struct wbc *wbc;      /* write-back queue; NULL: write-through */
 	struct wbc_opts wopts;
 	uint64_t hits, misses, list_hits, list_misses;
-	/* Item contents held, most recently used first (under lock). */
+	/* Every record, most recently used first (under lock); bytes counts
+	 * records and listing members against max_bytes. */
 	struct citem *lru_head, *lru_tail;
 	size_t bytes, max_bytes;
-	uint64_t evictions;
+	uint64_t evictions, list_drops;
+	struct lister *listers; /* listings in progress */
 	cache_log_fn log;
 	void *log_ctx;
 
@@ -112,9 +134,15 @@ int cache_item_id(const char *table, const struct cache_schema *s,
 int cache_dir_id(const char *table, const json_t *pvalue, struct dbuf *out);
 
 void cache_citem_free(void *p);
-/* The record of a key (under lock); made when create, else NULL. */
+/* The record of a key (under lock); made when create, else NULL.  key is
+ * not kept (the id names the key).  A record stays valid while c->lock is
+ * held and no cache_trim runs; one with pending, holds or err set stays
+ * until those are cleared. */
 struct citem *cache_citem_get(struct cache *c, const struct dbuf *id,
 			      const json_t *key, int create);
+/* Drop clean records (then listings) until the cache is within its size
+ * (under lock, where no record pointer is kept across it). */
+void cache_trim(struct cache *c);
 void cache_cdir_free(void *p);
 void cache_scratch_free_all(struct cache *c);
 /* The item's hint (record item, else kept hint); new reference or NULL.

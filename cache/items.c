@@ -1,12 +1,15 @@
 /* cache: items, directory listings, partitions, and every write.
  *
- * Each key ever seen has a record (struct citem) that keeps the item, its
- * rendered text, a hash of that text and an mtime that moves only when the
- * hash does.  A directory (struct cdir) remembers the members of its last
- * listing; while that listing is fresh it also answers "no such item"
- * without a request.  Requests are made with no lock held; their results
- * are applied afterwards, except to records written locally since the
- * request started (seq), whose local state is newer. */
+ * Each key the cache knows has a record (struct citem) that keeps the
+ * item's rendered text, its typed image (compact JSON), a hash of the
+ * text and an mtime that moves only when the hash does.  A directory
+ * (struct cdir) remembers the members of its last listing with their
+ * size and mtime; while that listing is fresh it answers stat and "no
+ * such item" without a request, even for members whose records were
+ * dropped.  Records and members are counted in cache_size and dropped
+ * oldest first (docs/cache-memory.md).  Requests are made with no lock
+ * held; their results are applied afterwards, except to records written
+ * locally since the request started (seq), whose local state is newer. */
 #include "cache/cache_int.h"
 
 #include <errno.h>
@@ -15,16 +18,25 @@
 
 #define CACHE_ITEM_MAX (400u * 1024) /* DynamoDB's item size limit */
 
-struct centry {
-	json_t *value; /* new reference */
-	struct cache_stat st;
-};
+/* Items a Scan or Query page asks for.  A page's parsed tree costs about
+ * 6 KB an item in jansson and every segment holds one, so 1 MB pages
+ * (DynamoDB's own limit, thousands of small items) would make a listing's
+ * memory grow with the segments far beyond cache_size; pages of this many
+ * items keep it to a few MB and still fill the segments' pipes. */
+#define CACHE_PAGE_ITEMS 250
+
+/* What malloc adds to each block, and a map node's fixed part: the
+ * figures the memory count uses (docs/cache-memory.md). */
+#define CACHE_MALLOC_OVERHEAD 16
+#define CACHE_NODE_COST (48 + CACHE_MALLOC_OVERHEAD)
 
 /* What one fetched item becomes before the lock is taken. */
 struct rendered {
 	json_t *item;
 	char *text;
 	size_t len;
+	char *typed; /* the item as compact typed JSON */
+	size_t typed_len;
 	unsigned long long hash;
 };
 
@@ -34,11 +46,10 @@ void cache_citem_free(void *p)
 
 	if (!r)
 		return;
-	json_decref(r->key);
-	json_decref(r->item);
 	json_decref(r->hint);
 	json_decref(r->local);
 	free(r->text);
+	free(r->typed);
 	free(r);
 }
 
@@ -72,20 +83,11 @@ static void err_clear(struct aws_err *err)
 		dbuf_addf_opt(why, __VA_ARGS__);      \
 	} while (0)
 
-static void centries_free(struct dbuf *arr)
-{
-	struct centry *e = (struct centry *)arr->ptr;
-	size_t i, n = dbuf_len(arr) / sizeof(*e);
-
-	for (i = 0; i < n; i++)
-		json_decref(e[i].value);
-	dbuf_free(arr);
-}
-
 static void rendered_free(struct rendered *rd)
 {
 	json_decref(rd->item);
 	free(rd->text);
+	free(rd->typed);
 	memset(rd, 0, sizeof(*rd));
 }
 
@@ -107,11 +109,32 @@ static int render_take(struct cache *c, json_t *item, struct rendered *rd)
 	rd->hash = cmap_hash(dbuf_str(&text), dbuf_len(&text));
 	rd->text = dbuf_take(&text, &rd->len);
 	dbuf_free(&text);
-	if (!rd->text) {
+	if (rd->text) {
+		/* The buffer grew by doubling: the record keeps only the
+		 * text, so that what it holds is what it counts. */
+		char *fit = realloc(rd->text, rd->len + 1);
+
+		if (fit)
+			rd->text = fit;
+	}
+	/* The record keeps the typed image as text: a jansson tree costs
+	 * ten times as much, and it is parsed again only when a file is
+	 * opened or saved. */
+	rd->typed = json_dumps(item, JSON_COMPACT);
+	if (!rd->text || !rd->typed) {
 		rendered_free(rd);
 		return -ENOMEM;
 	}
+	rd->typed_len = strlen(rd->typed);
 	return 0;
+}
+
+/* The typed image a record keeps; new reference, NULL when none. */
+static json_t *citem_item(const struct citem *r)
+{
+	if (!r->typed)
+		return NULL;
+	return json_loadb(r->typed, r->typed_len, JSON_ALLOW_NUL, NULL);
 }
 
 /* The key object of an item ({pk, sk} picked out of it). */
@@ -135,88 +158,199 @@ fail:
 	return NULL;
 }
 
-/* ---- records (under c->lock) ----------------------------------------- */
+/* ---- memory: every record and listing member within cache_size --------
+ *
+ * A record costs its struct, its id (twice: record and map node), its
+ * texts and the jansson trees of a local write's images; a listing member
+ * its struct, value and map node.  cache_trim drops clean records oldest
+ * use first: a record with writes queued (the only copy DynamoDB does not
+ * have yet), an open file or an error still to tell stays, and so does
+ * one written after a listing in progress began (that listing must not
+ * overwrite it).  When records alone cannot make room, whole listings go,
+ * oldest first. */
 
-struct citem *cache_citem_get(struct cache *c, const struct dbuf *id,
-			       const json_t *key, int create)
+/* About what jansson allocates for v: objects with their hash tables,
+ * strings with their text. */
+static size_t json_cost(const json_t *v)
 {
-	struct citem *r = cmap_get(c->items, id->ptr, dbuf_len(id));
+	const json_t *e;
+	const char *k;
+	size_t n, i;
 
-	if (r || !create)
-		return r;
-	r = calloc(1, sizeof(*r));
-	if (!r)
-		return NULL;
-	r->key = json_deep_copy(key);
-	if (!r->key || cmap_put(c->items, id->ptr, dbuf_len(id), r)) {
-		cache_citem_free(r);
-		return NULL;
+	if (!v)
+		return 0;
+	if (json_is_object(v)) {
+		n = 256;
+		json_object_foreach((json_t *)v, k, e)
+			n += 80 + strlen(k) + json_cost(e);
+		return n;
 	}
-	return r;
+	if (json_is_array(v)) {
+		n = 64 + 8 * json_array_size(v);
+		json_array_foreach(v, i, e)
+			n += json_cost(e);
+		return n;
+	}
+	if (json_is_string(v))
+		return 64 + json_string_length(v);
+	return 48;
 }
 
-/* ---- memory: item contents in LRU order, within cache_size ------------
- *
- * A record's key, size and mtime stay (listings and stat need them); its
- * item and text are dropped when the cache is over its size, oldest use
- * first, and read again on demand.  Records with writes queued are never
- * dropped: they are the only copy DynamoDB does not have yet. */
+static size_t citem_cost(const struct citem *r)
+{
+	size_t n = sizeof(*r) + r->id_len + CACHE_MALLOC_OVERHEAD +
+		   CACHE_NODE_COST + r->id_len;
+
+	if (r->text)
+		n += r->text_len + CACHE_MALLOC_OVERHEAD;
+	if (r->typed)
+		n += r->typed_len + 1 + CACHE_MALLOC_OVERHEAD;
+	return n + json_cost(r->local) + json_cost(r->hint);
+}
 
 static void lru_unlink(struct cache *c, struct citem *r)
 {
-	if (!r->cost)
-		return;
 	if (r->lru_prev)
 		r->lru_prev->lru_next = r->lru_next;
-	else
+	else if (c->lru_head == r)
 		c->lru_head = r->lru_next;
 	if (r->lru_next)
 		r->lru_next->lru_prev = r->lru_prev;
-	else
+	else if (c->lru_tail == r)
 		c->lru_tail = r->lru_prev;
 	r->lru_prev = r->lru_next = NULL;
-	c->bytes -= r->cost;
-	r->cost = 0;
 }
 
-static void lru_push(struct cache *c, struct citem *r)
+static void lru_front(struct cache *c, struct citem *r)
 {
+	if (c->lru_head == r)
+		return;
 	lru_unlink(c, r);
-	/* The text, and jansson's tree of the same item (about three times
-	 * the text in small allocations). */
-	r->cost = r->text_len * 4 + 256;
 	r->lru_next = c->lru_head;
 	if (c->lru_head)
 		c->lru_head->lru_prev = r;
 	else
 		c->lru_tail = r;
 	c->lru_head = r;
-	c->bytes += r->cost;
 }
 
-static void lru_touch(struct cache *c, struct citem *r)
+/* After a change of what r holds: count it again, as just used. */
+static void citem_recount(struct cache *c, struct citem *r)
 {
-	if (r->cost && c->lru_head != r)
-		lru_push(c, r);
+	size_t cost = citem_cost(r);
+
+	c->bytes = c->bytes - r->cost + cost;
+	r->cost = cost;
+	lru_front(c, r);
 }
 
-static void lru_evict(struct cache *c)
+struct citem *cache_citem_get(struct cache *c, const struct dbuf *id,
+			      const json_t *key, int create)
 {
-	struct citem *r, *prev;
+	struct citem *r = cmap_get(c->items, id->ptr, dbuf_len(id));
+	size_t len = dbuf_len(id);
 
-	for (r = c->lru_tail; r && c->bytes > c->max_bytes; r = prev) {
-		prev = r->lru_prev;
-		if (r->pending)
+	(void)key;
+	if (r || !create)
+		return r;
+	r = calloc(1, sizeof(*r) + len + 1);
+	if (!r)
+		return NULL;
+	memcpy(r->id, id->ptr, len);
+	r->id_len = len;
+	if (cmap_put(c->items, r->id, len, r)) {
+		free(r);
+		return NULL;
+	}
+	citem_recount(c, r);
+	return r;
+}
+
+/* The oldest sequence number a listing in progress started at: records
+ * written after it stay until that listing is applied. */
+struct lister;
+static uint64_t listers_floor(const struct cache *c);
+
+static int citem_pinned(const struct citem *r, uint64_t floor)
+{
+	return r->pending || r->holds || r->err || r->seq > floor;
+}
+
+static void members_uncount(struct cache *c, struct cdir *d);
+static struct cmember *member_dup(const struct cmember *m);
+
+/* Drop the oldest listing that no listing in progress is about to
+ * replace; its members written here since it was made stay (the next
+ * listing merges them).  0 when there was none to drop. */
+static int listing_drop(struct cache *c)
+{
+	struct cmap_iter it = { 0, NULL };
+	struct cdir *d, *old = NULL;
+	struct cmap *kept;
+	struct cmember *m;
+	struct citem *r;
+	const void *key;
+	size_t klen;
+
+	/* A kept listing (listed_ms set): one dropped before keeps only
+	 * what must stay, and is not picked again. */
+	while (cmap_next(c->dirs, &it, NULL, NULL, (void **)&d))
+		if (d->listed_ms && d->bytes && !d->listing &&
+		    (!old || d->listed_ms < old->listed_ms))
+			old = d;
+	if (!old || cmap_new(&kept, free))
+		return 0;
+	it.bucket = 0;
+	it.node = NULL;
+	while (cmap_next(old->members, &it, &key, &klen, (void **)&m)) {
+		r = cmap_get(c->items, key, klen);
+		if (!r || !(r->pending || r->seq > old->listed_seq))
 			continue;
+		m = member_dup(m);
+		if (m && cmap_put(kept, key, klen, m))
+			free(m);
+	}
+	members_uncount(c, old);
+	cmap_free(old->members);
+	old->members = kept;
+	it.bucket = 0;
+	it.node = NULL;
+	while (cmap_next(kept, &it, NULL, &klen, (void **)&m)) {
+		old->bytes += m->cost;
+		c->bytes += m->cost;
+	}
+	old->listed_ms = 0;
+	c->list_drops++;
+	return 1;
+}
+
+void cache_trim(struct cache *c)
+{
+	uint64_t floor;
+	struct citem *r, *prev;
+	size_t steps;
+
+	if (c->bytes <= c->max_bytes)
+		return;
+	floor = listers_floor(c);
+	/* Each record is looked at once: a pinned one moves to the front,
+	 * so a trim never walks the same pinned records again. */
+	steps = cmap_count(c->items);
+	for (r = c->lru_tail; r && steps && c->bytes > c->max_bytes;
+	     r = prev, steps--) {
+		prev = r->lru_prev;
+		if (citem_pinned(r, floor)) {
+			lru_front(c, r);
+			continue;
+		}
 		lru_unlink(c, r);
-		json_decref(r->item);
-		free(r->text);
-		r->item = NULL;
-		r->text = NULL;
-		/* at_ms stays: stat still answers from size and mtime; a
-		 * read fetches the item again. */
+		c->bytes -= r->cost;
+		cmap_take(c->items, r->id, r->id_len);
+		cache_citem_free(r);
 		c->evictions++;
 	}
+	while (c->bytes > c->max_bytes && listing_drop(c))
+		;
 }
 
 /* The text is what matters for mtime: a new hash is a change, seen now.
@@ -234,19 +368,20 @@ static void citem_set_present(struct cache *c, struct citem *r,
 		r->version = ++c->version;
 	r->hash = rd->hash;
 	r->have_hash = 1;
-	json_decref(r->item);
 	free(r->text);
-	/* The text moves into the record; the item is shared. */
-	r->item = json_incref(rd->item);
+	free(r->typed);
+	/* The texts move into the record. */
 	r->text = rd->text;
 	r->text_len = rd->len;
+	r->typed = rd->typed;
+	r->typed_len = rd->typed_len;
 	rd->text = NULL;
 	rd->len = 0;
+	rd->typed = NULL;
+	rd->typed_len = 0;
 	r->state = CI_PRESENT;
 	r->at_ms = at_ms;
-	lru_push(c, r);
-	if (c->bytes > c->max_bytes)
-		lru_evict(c);
+	citem_recount(c, r);
 }
 
 static void hint_add(struct citem *r, const json_t *item);
@@ -254,17 +389,22 @@ static void hint_add(struct citem *r, const json_t *item);
 static void citem_set_absent(struct cache *c, struct citem *r,
 			     uint64_t at_ms)
 {
-	lru_unlink(c, r);
-	if (r->item) {
-		hint_add(r, r->item);
-		json_decref(r->item);
-		r->item = NULL;
+	if (r->typed) {
+		json_t *item = citem_item(r);
+
+		if (item)
+			hint_add(r, item);
+		json_decref(item);
 	}
 	free(r->text);
+	free(r->typed);
 	r->text = NULL;
+	r->typed = NULL;
 	r->text_len = 0;
+	r->typed_len = 0;
 	r->state = CI_ABSENT;
 	r->at_ms = at_ms;
+	citem_recount(c, r);
 }
 
 static void citem_stat(const struct citem *r, struct cache_stat *st)
@@ -273,6 +413,85 @@ static void citem_stat(const struct citem *r, struct cache_stat *st)
 	st->size = r->text_len;
 	st->mtime = r->mtime;
 	st->version = r->version;
+}
+
+/* ---- listing members ----------------------------------------------------- */
+
+/* A member named after value (a typed key value), with st. */
+static struct cmember *member_new(const json_t *value,
+				  const struct cache_stat *st,
+				  size_t id_len)
+{
+	void *it = json_object_iter((json_t *)value);
+	const char *type = it ? json_object_iter_key(it) : NULL;
+	const json_t *v = it ? json_object_iter_value(it) : NULL;
+	struct cmember *m;
+	size_t len;
+
+	if (!type || !json_is_string(v) || type[1] ||
+	    !strchr("SNB", type[0]))
+		return NULL;
+	len = json_string_length(v);
+	if (len > UINT32_MAX)
+		return NULL;
+	m = malloc(sizeof(*m) + len + 1);
+	if (!m)
+		return NULL;
+	m->st = *st;
+	m->st.is_dir = 0;
+	m->type = type[0];
+	m->vlen = (uint32_t)len;
+	memcpy(m->v, json_string_value(v), len);
+	m->v[len] = '\0';
+	m->cost = sizeof(*m) + len + 1 + CACHE_MALLOC_OVERHEAD +
+		  CACHE_NODE_COST + id_len;
+	return m;
+}
+
+static struct cmember *member_dup(const struct cmember *m)
+{
+	struct cmember *n = malloc(sizeof(*m) + m->vlen + 1);
+
+	if (n)
+		memcpy(n, m, sizeof(*m) + m->vlen + 1);
+	return n;
+}
+
+/* Put m (taken) in d under id, counted. */
+static void member_put(struct cache *c, struct cdir *d, const void *id,
+		       size_t len, struct cmember *m)
+{
+	struct cmember *old = cmap_get(d->members, id, len);
+
+	if (old) {
+		d->bytes -= old->cost;
+		c->bytes -= old->cost;
+	}
+	if (cmap_put(d->members, id, len, m)) {
+		/* only a new key can fail: nothing was replaced */
+		free(m);
+		return;
+	}
+	d->bytes += m->cost;
+	c->bytes += m->cost;
+}
+
+static void member_remove(struct cache *c, struct cdir *d, const void *id,
+			  size_t len)
+{
+	struct cmember *m = cmap_take(d->members, id, len);
+
+	if (!m)
+		return;
+	d->bytes -= m->cost;
+	c->bytes -= m->cost;
+	free(m);
+}
+
+static void members_uncount(struct cache *c, struct cdir *d)
+{
+	c->bytes -= d->bytes;
+	d->bytes = 0;
 }
 
 static struct cdir *cdir_get(struct cache *c, const char *table,
@@ -293,7 +512,7 @@ static struct cdir *cdir_get(struct cache *c, const char *table,
 	if (pvalue)
 		d->pvalue = json_deep_copy(pvalue);
 	if ((pvalue && !d->pvalue) ||
-	    cmap_new(&d->members, partlist ? json_free_val : NULL) ||
+	    cmap_new(&d->members, partlist ? json_free_val : free) ||
 	    cmap_put(c->dirs, id.ptr, dbuf_len(&id), d)) {
 		cache_cdir_free(d);
 		d = NULL;
@@ -313,6 +532,27 @@ static struct cdir *cdir_of_item(struct cache *c, const char *table,
 			create);
 }
 
+/* The value an item's entry is named after. */
+static const json_t *entry_value(const struct cache_schema *s,
+				 const json_t *key)
+{
+	return json_object_get(key, s->has_sk ? s->sk.name : s->pk.name);
+}
+
+/* The member of d for the record r (under key) now says what r says. */
+static void member_update(struct cache *c, struct cdir *d,
+			  const struct cache_schema *s, const json_t *key,
+			  const struct dbuf *id, const struct citem *r)
+{
+	struct cache_stat st;
+	struct cmember *m;
+
+	citem_stat(r, &st);
+	m = member_new(entry_value(s, key), &st, dbuf_len(id));
+	if (m)
+		member_put(c, d, id->ptr, dbuf_len(id), m);
+}
+
 /* After a local write or delete: keep the listings of the item's
  * directories true without listing again. */
 static void dirs_note(struct cache *c, const char *table,
@@ -326,9 +566,9 @@ static void dirs_note(struct cache *c, const char *table,
 
 	if (d) {
 		if (present)
-			cmap_put(d->members, id->ptr, dbuf_len(id), r);
+			member_update(c, d, s, key, id, r);
 		else
-			cmap_take(d->members, id->ptr, dbuf_len(id));
+			member_remove(c, d, id->ptr, dbuf_len(id));
 	}
 	if (!s->has_sk)
 		return;
@@ -394,15 +634,18 @@ json_t *cache_hint_get(struct cache *c, const char *table,
 {
 	struct dbuf id;
 	struct citem *r;
-	json_t *h = NULL;
+	json_t *h = NULL, *item;
 
 	dbuf_init(&id, DBUF_CAP_SMALL);
 	if (cache_item_id(table, s, key, &id))
 		goto out;
 	pthread_mutex_lock(&c->lock);
 	r = cache_citem_get(c, &id, key, 0);
-	if (r)
-		h = hint_merge(r->hint, r->item);
+	if (r) {
+		item = citem_item(r);
+		h = hint_merge(r->hint, item);
+		json_decref(item);
+	}
 	pthread_mutex_unlock(&c->lock);
 out:
 	dbuf_free(&id);
@@ -410,6 +653,70 @@ out:
 }
 
 /* ---- listings ---------------------------------------------------------- */
+
+/* Entries on their way to a cache_list callback, packed into a dbuf so
+ * that they are copied out under the lock and handed over without it:
+ * each is a struct pent, the value's string and a NUL, 8-byte aligned. */
+struct pent {
+	struct cache_stat st;
+	uint32_t vlen;
+	char type;
+};
+
+static size_t pent_size(uint32_t vlen)
+{
+	return (sizeof(struct pent) + vlen + 1 + 7) & ~(size_t)7;
+}
+
+static int pents_add(struct dbuf *out, char type, const char *v,
+		     uint32_t vlen, const struct cache_stat *st)
+{
+	static const char zeros[8];
+	struct pent p;
+	int rc;
+
+	memset(&p, 0, sizeof(p));
+	p.st = *st;
+	p.vlen = vlen;
+	p.type = type;
+	rc = dbuf_add(out, &p, sizeof(p));
+	if (!rc)
+		rc = dbuf_add(out, v, vlen);
+	if (!rc)
+		rc = dbuf_add(out, zeros, pent_size(vlen) - sizeof(p) - vlen);
+	return rc;
+}
+
+static int pents_add_member(struct dbuf *out, const struct cmember *m,
+			    const struct cache_stat *st)
+{
+	return pents_add(out, m->type, m->v, m->vlen, st);
+}
+
+/* Hand the packed entries to cb (no lock held); *stop keeps cb's first
+ * non-zero value, after which cb is not called again. */
+static int pents_emit(struct dbuf *ents, cache_entry_cb cb, void *ctx,
+		      int *stop)
+{
+	size_t off = 0;
+	char type[2] = { 0, 0 };
+
+	while (!*stop && off < dbuf_len(ents)) {
+		const struct pent *p = (const struct pent *)(ents->ptr + off);
+		json_t *v;
+
+		type[0] = p->type;
+		v = json_pack("{s:s%}", type, (const char *)(p + 1),
+			      (size_t)p->vlen);
+		if (!v)
+			return -ENOMEM;
+		*stop = cb(ctx, v, &p->st);
+		json_decref(v);
+		off += pent_size(p->vlen);
+	}
+	dbuf_reset(ents);
+	return 0;
+}
 
 static json_t *names_k(const char *attr)
 {
@@ -425,14 +732,17 @@ static int fetch_items(struct cache *c, const char *table,
 	int rc;
 
 	if (pvalue)
-		req = json_pack("{s:s, s:s, s:o, s:{s:O}, s:b}", "TableName",
-				table, "KeyConditionExpression", "#k = :v",
-				"ExpressionAttributeNames", names_k(s->pk.name),
+		req = json_pack("{s:s, s:s, s:o, s:{s:O}, s:b, s:i}",
+				"TableName", table, "KeyConditionExpression",
+				"#k = :v", "ExpressionAttributeNames",
+				names_k(s->pk.name),
 				"ExpressionAttributeValues", ":v", pvalue,
-				"ConsistentRead", 1);
+				"ConsistentRead", 1, "Limit",
+				CACHE_PAGE_ITEMS);
 	else
-		req = json_pack("{s:s, s:b}", "TableName", table,
-				"ConsistentRead", 1);
+		req = json_pack("{s:s, s:b, s:i}", "TableName", table,
+				"ConsistentRead", 1, "Limit",
+				CACHE_PAGE_ITEMS);
 	if (!req)
 		return -ENOMEM;
 	if (pvalue)
@@ -443,22 +753,55 @@ static int fetch_items(struct cache *c, const char *table,
 	return rc;
 }
 
-/* A listing in progress: each page is applied to the records as it
- * arrives, so a table larger than the cache streams through it. */
+/* A listing in progress: each page is applied to the records and handed
+ * to the caller as it arrives, so a table larger than the cache streams
+ * through it.  The new members are kept (and counted) for the listing
+ * to vouch for them, unless they alone would take half the cache: then
+ * the listing is passed on but not kept. */
 struct lister {
+	struct lister *next; /* c->listers */
 	struct cache *c;
 	const char *table;
 	const struct cache_schema *s;
-	struct cmap *members; /* id -> struct citem *, the new listing */
+	struct cmap *members; /* id -> struct cmember *, the new listing */
+	size_t bytes;         /* counted for members */
+	int overflow;         /* members given up */
+	struct cmap *local;   /* ids of records written here that it saw */
 	uint64_t seq0;
-	struct dbuf rdbuf, id;
+	cache_entry_cb cb;
+	void *ctx;
+	int stop;             /* cb's non-zero value */
+	int any;              /* it saw an item */
+	struct dbuf rdbuf, id, ents;
 };
+
+static uint64_t listers_floor(const struct cache *c)
+{
+	const struct lister *l;
+	uint64_t floor = UINT64_MAX;
+
+	for (l = c->listers; l; l = l->next)
+		if (l->seq0 < floor)
+			floor = l->seq0;
+	return floor;
+}
+
+static void lister_overflow(struct lister *l)
+{
+	l->c->bytes -= l->bytes;
+	l->bytes = 0;
+	cmap_free(l->members);
+	l->members = NULL;
+	l->overflow = 1;
+}
 
 static int list_page(void *ctx, json_t *items)
 {
 	struct lister *l = ctx;
 	struct cache *c = l->c;
 	struct rendered *rds;
+	struct cache_stat st;
+	struct cmember *m;
 	struct citem *r;
 	uint64_t now;
 	size_t i, n;
@@ -481,6 +824,7 @@ static int list_page(void *ctx, json_t *items)
 	pthread_mutex_lock(&c->lock);
 	for (i = 0; !rc && i < n; i++) {
 		json_t *key = key_of(l->s, rds[i].item);
+		const json_t *v;
 
 		dbuf_reset(&l->id);
 		if (!key || cache_item_id(l->table, l->s, key, &l->id) ||
@@ -488,29 +832,58 @@ static int list_page(void *ctx, json_t *items)
 			json_decref(key);
 			continue;
 		}
-		json_decref(key);
+		l->any = 1;
 		if (r->seq <= l->seq0 && !r->pending)
 			citem_set_present(c, r, &rds[i], now, 0);
-		if (r->state == CI_PRESENT)
-			rc = cmap_put(l->members, l->id.ptr, dbuf_len(&l->id),
-				      r);
+		else
+			cmap_put(l->local, l->id.ptr, dbuf_len(&l->id), l);
+		v = entry_value(l->s, key);
+		if (r->state == CI_PRESENT) {
+			citem_stat(r, &st);
+			m = member_new(v, &st, dbuf_len(&l->id));
+			if (m && !l->overflow) {
+				rc = cmap_put(l->members, l->id.ptr,
+					      dbuf_len(&l->id), m);
+				if (rc) {
+					free(m);
+				} else {
+					l->bytes += m->cost;
+					c->bytes += m->cost;
+				}
+			}
+			if (m)
+				rc = pents_add_member(&l->ents, m, &st);
+			if (m && l->overflow)
+				free(m);
+		}
+		json_decref(key);
 	}
+	if (!l->overflow && l->bytes > c->max_bytes / 2)
+		lister_overflow(l);
+	cache_trim(c);
 	pthread_mutex_unlock(&c->lock);
 	for (i = 0; i < n; i++)
 		rendered_free(&rds[i]);
+	if (!rc)
+		rc = pents_emit(&l->ents, l->cb, l->ctx, &l->stop);
+	dbuf_reset(&l->ents);
 	return rc;
 }
 
-/* A listing of an item directory, applied to the records. */
+/* A listing of an item directory, applied to the records, each entry
+ * handed to cb. */
 static int list_items(struct cache *c, const char *table,
 		      const struct cache_schema *s, const json_t *pvalue,
-		      struct dbuf *out, struct aws_err *err)
+		      cache_entry_cb cb, void *ctx, struct aws_err *err)
 {
-	struct lister l;
+	struct lister l, **pp;
 	struct cmap_iter it = { 0, NULL };
+	struct cache_stat st;
+	struct cmember *m;
 	struct citem *r;
 	struct cdir *d;
-	struct centry e;
+	const void *key;
+	size_t klen;
 	uint64_t now;
 	int rc;
 
@@ -518,100 +891,171 @@ static int list_items(struct cache *c, const char *table,
 	l.c = c;
 	l.table = table;
 	l.s = s;
+	l.cb = cb;
+	l.ctx = ctx;
 	dbuf_init(&l.rdbuf, DBUF_CAP_BODY * 4);
 	dbuf_init(&l.id, DBUF_CAP_SMALL);
-	rc = cmap_new(&l.members, NULL);
+	dbuf_init(&l.ents, DBUF_CAP_BODY * 4);
+	rc = cmap_new(&l.members, free);
+	if (!rc)
+		rc = cmap_new(&l.local, NULL);
 	if (rc)
 		goto out;
 	pthread_mutex_lock(&c->lock);
-	l.seq0 = c->seq;
-	pthread_mutex_unlock(&c->lock);
-	rc = fetch_items(c, table, s, pvalue, list_page, &l, err);
-	if (rc)
+	/* Made now, so that writes made while the listing runs are noted
+	 * in it and merged below. */
+	d = cdir_get(c, table, pvalue, 0, 1);
+	if (!d) {
+		pthread_mutex_unlock(&c->lock);
+		rc = -ENOMEM;
 		goto out;
+	}
+	d->listing++;
+	l.seq0 = c->seq;
+	l.next = c->listers;
+	c->listers = &l;
+	pthread_mutex_unlock(&c->lock);
+
+	rc = fetch_items(c, table, s, pvalue, list_page, &l, err);
 
 	now = cache_now_ms();
 	pthread_mutex_lock(&c->lock);
-	d = cdir_get(c, table, pvalue, 0, 1);
+	for (pp = &c->listers; *pp; pp = &(*pp)->next)
+		if (*pp == &l) {
+			*pp = l.next;
+			break;
+		}
+	d->listing--;
+	if (rc) {
+		if (l.members)
+			c->bytes -= l.bytes;
+		cache_trim(c);
+		pthread_mutex_unlock(&c->lock);
+		goto out;
+	}
 	/* Members that are gone were deleted, unless written here since
-	 * the listing started. */
-	while (d && cmap_next(d->members, &it, NULL, NULL, (void **)&r)) {
-		dbuf_reset(&l.id);
-		if (cache_item_id(table, s, r->key, &l.id))
-			continue;
-		if (r->seq > l.seq0 || r->pending) {
-			if (r->state == CI_PRESENT)
-				cmap_put(l.members, l.id.ptr, dbuf_len(&l.id),
-					 r);
+	 * the listing started: those are merged in. */
+	while (cmap_next(d->members, &it, &key, &klen, (void **)&m)) {
+		r = cmap_get(c->items, key, klen);
+		if (r && (r->seq > l.seq0 || r->pending)) {
+			if (r->state != CI_PRESENT ||
+			    cmap_get(l.local, key, klen) ||
+			    (l.members && cmap_get(l.members, key, klen)))
+				continue;
+			citem_stat(r, &st);
+			rc = pents_add_member(&l.ents, m, &st);
+			if (!rc && l.members) {
+				struct cmember *copy = member_dup(m);
+
+				if (copy) {
+					copy->st = st;
+					if (cmap_put(l.members, key, klen,
+						     copy)) {
+						free(copy);
+					} else {
+						l.bytes += copy->cost;
+						c->bytes += copy->cost;
+					}
+				}
+			}
+			l.any = 1;
 			continue;
 		}
-		if (!cmap_get(l.members, l.id.ptr, dbuf_len(&l.id)))
+		if (r && l.members && !cmap_get(l.members, key, klen))
 			citem_set_absent(c, r, now);
 	}
-	if (d) {
-		cmap_free(d->members);
-		d->members = l.members;
-		l.members = NULL;
-		d->listed_ms = now;
-		d->listed_seq = l.seq0;
-		if (pvalue && cmap_count(d->members)) {
-			d->marker = 0;
-			d->exists = 1;
-			d->exists_ms = now;
-		}
+	/* Too large to keep (overflow): an empty listing, not fresh, not
+	 * one to vouch with. */
+	if (!l.members && cmap_new(&l.members, free)) {
+		rc = -ENOMEM; /* the old listing stays */
+		cache_trim(c);
+		pthread_mutex_unlock(&c->lock);
+		goto out;
 	}
-	/* The entries, copied out so the caller's callback runs unlocked. */
-	it.bucket = 0;
-	it.node = NULL;
-	while (d && !rc && cmap_next(d->members, &it, NULL, NULL,
-				     (void **)&r)) {
-		e.value = json_incref(json_object_get(
-			r->key, s->has_sk ? s->sk.name : s->pk.name));
-		citem_stat(r, &e.st);
-		rc = dbuf_add(out, &e, sizeof(e));
-		if (rc)
-			json_decref(e.value);
+	members_uncount(c, d);
+	cmap_free(d->members);
+	d->members = l.members;
+	d->bytes = l.bytes;
+	l.members = NULL;
+	d->listed_ms = l.overflow ? 0 : now;
+	d->big = l.overflow;
+	d->listed_seq = l.seq0;
+	if (pvalue && l.any) {
+		d->marker = 0;
+		d->exists = 1;
+		d->exists_ms = now;
 	}
-	if (!d)
-		rc = -ENOMEM;
+	cache_trim(c);
 	pthread_mutex_unlock(&c->lock);
+	if (!rc)
+		rc = pents_emit(&l.ents, cb, ctx, &l.stop);
+	if (!rc)
+		rc = l.stop;
 out:
 	cmap_free(l.members);
+	cmap_free(l.local);
 	dbuf_free(&l.rdbuf);
 	dbuf_free(&l.id);
+	dbuf_free(&l.ents);
 	return rc;
 }
 
-/* The fresh entries of an item directory, or 1 when it must be listed. */
+/* A fresh listing of an item directory handed to cb; 1 (cb not called)
+ * when it must be listed. */
 static int cached_items(struct cache *c, const char *table,
-			const struct cache_schema *s, const json_t *pvalue,
-			struct dbuf *out)
+			const json_t *pvalue, cache_entry_cb cb, void *ctx)
 {
 	struct cmap_iter it = { 0, NULL };
+	struct cache_stat st;
+	struct cmember *m;
 	struct citem *r;
 	struct cdir *d;
-	struct centry e;
-	int rc = 0;
+	struct dbuf ents;
+	const void *key;
+	size_t klen;
+	int rc = 0, stop = 0;
 
+	dbuf_init(&ents, DBUF_CAP_BODY * 4);
 	pthread_mutex_lock(&c->lock);
 	d = cdir_get(c, table, pvalue, 0, 0);
 	if (!d || !cache_fresh(c, d->listed_ms, cache_now_ms())) {
+		pthread_mutex_unlock(&c->lock);
 		rc = 1;
 		goto out;
 	}
-	while (!rc && cmap_next(d->members, &it, NULL, NULL, (void **)&r)) {
-		if (r->state != CI_PRESENT)
+	while (!rc && cmap_next(d->members, &it, &key, &klen, (void **)&m)) {
+		/* The record, when it is still here, is newer. */
+		r = cmap_get(c->items, key, klen);
+		if (r && r->state != CI_PRESENT)
 			continue;
-		e.value = json_incref(json_object_get(
-			r->key, s->has_sk ? s->sk.name : s->pk.name));
-		citem_stat(r, &e.st);
-		rc = dbuf_add(out, &e, sizeof(e));
-		if (rc)
-			json_decref(e.value);
+		if (r)
+			citem_stat(r, &st);
+		else
+			st = m->st;
+		rc = pents_add_member(&ents, m, &st);
 	}
-out:
 	pthread_mutex_unlock(&c->lock);
+	if (!rc)
+		rc = pents_emit(&ents, cb, ctx, &stop);
+	if (!rc)
+		rc = stop;
+out:
+	dbuf_free(&ents);
 	return rc;
+}
+struct centry {
+	json_t *value; /* new reference */
+	struct cache_stat st;
+};
+
+static void centries_free(struct dbuf *arr)
+{
+	struct centry *e = (struct centry *)arr->ptr;
+	size_t i, n = dbuf_len(arr) / sizeof(*e);
+
+	for (i = 0; i < n; i++)
+		json_decref(e[i].value);
+	dbuf_free(arr);
 }
 
 struct distinct {
@@ -677,10 +1121,13 @@ static int list_parts(struct cache *c, const char *table,
 		rc = cmap_new(&dc.seen, json_free_val);
 		if (rc)
 			goto out;
-		req = json_pack("{s:s, s:s, s:o, s:b}", "TableName", table,
-				"ProjectionExpression", "#k",
+		/* Keys only: a page of them is cheap, still not 1 MB of
+		 * them in every segment (CACHE_PAGE_ITEMS). */
+		req = json_pack("{s:s, s:s, s:o, s:b, s:i}", "TableName",
+				table, "ProjectionExpression", "#k",
 				"ExpressionAttributeNames", names_k(s->pk.name),
-				"ConsistentRead", 1);
+				"ConsistentRead", 1, "Limit",
+				CACHE_PAGE_ITEMS * 8);
 		if (!req) {
 			rc = -ENOMEM;
 			goto out;
@@ -781,21 +1228,21 @@ int cache_list(struct cache *c, const char *table, const json_t *pvalue,
 	}
 	if (!pvalue && s.has_sk) {
 		rc = list_parts(c, table, &s, &arr, err);
-	} else {
-		rc = cached_items(c, table, &s, pvalue, &arr);
-		pthread_mutex_lock(&c->lock);
-		if (rc == 1)
-			c->list_misses++;
-		else
-			c->list_hits++;
-		pthread_mutex_unlock(&c->lock);
-		if (rc == 1)
-			rc = list_items(c, table, &s, pvalue, &arr, err);
+		e = (struct centry *)arr.ptr;
+		n = dbuf_len(&arr) / sizeof(*e);
+		for (i = 0; !rc && i < n; i++)
+			rc = cb(ctx, e[i].value, &e[i].st);
+		goto out;
 	}
-	e = (struct centry *)arr.ptr;
-	n = dbuf_len(&arr) / sizeof(*e);
-	for (i = 0; !rc && i < n; i++)
-		rc = cb(ctx, e[i].value, &e[i].st);
+	rc = cached_items(c, table, pvalue, cb, ctx);
+	pthread_mutex_lock(&c->lock);
+	if (rc == 1)
+		c->list_misses++;
+	else
+		c->list_hits++;
+	pthread_mutex_unlock(&c->lock);
+	if (rc == 1)
+		rc = list_items(c, table, &s, pvalue, cb, ctx, err);
 out:
 	centries_free(&arr);
 	return rc;
@@ -816,20 +1263,31 @@ static int answer_from(struct cache *c, struct citem *r, struct answer *a)
 	int rc = 0;
 
 	if (!r->text && (a->text || a->item_out))
-		return -EIO; /* dropped, and DynamoDB out of reach */
-	lru_touch(c, r);
+		return -EIO; /* not held, and DynamoDB out of reach */
+	lru_front(c, r);
 	citem_stat(r, &st);
 	if (a->st)
 		*a->st = st;
 	if (a->text)
 		rc = dbuf_add(a->text, r->text, r->text_len);
-	if (!rc && a->item_out)
-		*a->item_out = json_incref(r->item);
+	if (!rc && a->item_out) {
+		*a->item_out = citem_item(r);
+		if (!*a->item_out)
+			rc = -ENOMEM;
+	}
 	if (!rc && a->same) {
 		*a->same = r->read_version == r->version;
 		r->read_version = r->version;
 	}
 	return rc;
+}
+
+/* A stat answered by a fresh listing's member (its record was dropped). */
+static int answer_member(const struct cmember *m, struct answer *a)
+{
+	if (a->st)
+		*a->st = m->st;
+	return 0;
 }
 
 /* Lookups that miss in a directory without a fresh listing: after a few
@@ -838,6 +1296,9 @@ static int answer_from(struct cache *c, struct citem *r, struct answer *a)
 
 static int list_instead(struct cache *c, struct cdir *d, uint64_t now)
 {
+	/* A listing that would not be kept answers nothing later. */
+	if (d->big)
+		return 0;
 	if (!cache_fresh(c, d->miss_ms, now)) {
 		d->miss_ms = now;
 		d->misses = 0;
@@ -853,23 +1314,34 @@ static int stale_ok(int rc)
 	       rc == -EPROTO; /* an empty reply, as a reset proxy gives */
 }
 
+static int ignore_entry(void *ctx, const json_t *value,
+			const struct cache_stat *st)
+{
+	(void)ctx;
+	(void)value;
+	(void)st;
+	return 0;
+}
+
 static int item_lookup(struct cache *c, const char *table, const json_t *key,
 		       struct answer *a, struct aws_err *err)
 {
 	struct cache_schema s;
 	struct rendered rd;
+	struct cmember *m;
 	struct dbuf id;
 	struct citem *r;
 	struct cdir *d;
 	json_t *item = NULL;
 	uint64_t seq0, now;
-	int rc, listed = 0, dfresh, member;
+	int rc, listed = 0, dfresh, need_text;
 
 	err_clear(err);
 	memset(&rd, 0, sizeof(rd));
 	dbuf_init(&id, DBUF_CAP_SMALL);
 	if (a->item_out)
 		*a->item_out = NULL;
+	need_text = a->text || a->item_out;
 	rc = cache_table_schema(c, table, &s, err);
 	if (rc)
 		goto out;
@@ -896,16 +1368,22 @@ again:
 	 * says which names are not there. */
 	d = cdir_of_item(c, table, &s, key, !listed);
 	dfresh = d && cache_fresh(c, d->listed_ms, now);
-	member = dfresh && cmap_get(d->members, id.ptr, dbuf_len(&id));
+	m = dfresh ? cmap_get(d->members, id.ptr, dbuf_len(&id)) : NULL;
 	if (r && r->state != CI_UNKNOWN &&
-	    (cache_fresh(c, r->at_ms, now) || r->pending || member) &&
-	    (r->text || r->state == CI_ABSENT || (!a->text && !a->item_out))) {
+	    (cache_fresh(c, r->at_ms, now) || r->pending || m) &&
+	    (r->text || r->state == CI_ABSENT || !need_text)) {
 		c->hits++;
 		rc = r->state == CI_PRESENT ? answer_from(c, r, a) : -ENOENT;
 		pthread_mutex_unlock(&c->lock);
 		goto out;
 	}
-	if (dfresh && !member) {
+	if (!r && m && !need_text) {
+		c->hits++;
+		rc = answer_member(m, a);
+		pthread_mutex_unlock(&c->lock);
+		goto out;
+	}
+	if (dfresh && !m && !(r && r->pending)) {
 		c->hits++;
 		pthread_mutex_unlock(&c->lock);
 		rc = -ENOENT;
@@ -914,14 +1392,10 @@ again:
 	if (d && !dfresh && !listed && list_instead(c, d, now)) {
 		/* Many lookups in one directory (cp into it, cat of many
 		 * files): one listing answers them all, absent names too. */
-		struct dbuf arr;
-
 		pthread_mutex_unlock(&c->lock);
-		dbuf_init(&arr, DBUF_CAP_BODY * 4);
 		rc = list_items(c, table, &s,
 				s.has_sk ? json_object_get(key, s.pk.name)
-					 : NULL, &arr, err);
-		centries_free(&arr);
+					 : NULL, ignore_entry, NULL, err);
 		/* A failed listing falls back to GetItem, which says what
 		 * the failure means for this one key. */
 		listed = 1;
@@ -938,12 +1412,15 @@ again:
 		pthread_mutex_lock(&c->lock);
 		r = cache_citem_get(c, &id, key, 0);
 		d = cdir_of_item(c, table, &s, key, 0);
+		m = d && d->listed_ms ? cmap_get(d->members, id.ptr,
+						 dbuf_len(&id)) : NULL;
 		if (r && r->state == CI_PRESENT)
 			rc = answer_from(c, r, a);
 		else if (r && r->state == CI_ABSENT)
 			rc = -ENOENT;
-		else if (d && d->listed_ms &&
-			 !cmap_get(d->members, id.ptr, dbuf_len(&id)))
+		else if (m && !need_text)
+			rc = answer_member(m, a);
+		else if (d && d->listed_ms && !m)
 			rc = -ENOENT; /* the last listing, however old */
 		pthread_mutex_unlock(&c->lock);
 		goto out;
@@ -964,6 +1441,11 @@ again:
 			citem_set_present(c, r, &rd, now, 0);
 		else
 			citem_set_absent(c, r, now);
+		/* A listing that holds the key shows what was just read. */
+		d = cdir_of_item(c, table, &s, key, 0);
+		if (d && r->state == CI_PRESENT &&
+		    cmap_get(d->members, id.ptr, dbuf_len(&id)))
+			member_update(c, d, &s, key, &id, r);
 	}
 	if (r && r->state == CI_PRESENT)
 		rc = answer_from(c, r, a);
@@ -971,6 +1453,7 @@ again:
 		rc = -ENOENT;
 	else
 		rc = rd.item ? -ENOMEM : -ENOENT;
+	cache_trim(c);
 	pthread_mutex_unlock(&c->lock);
 out:
 	rendered_free(&rd);
@@ -994,6 +1477,51 @@ int cache_item_read(struct cache *c, const char *table, const json_t *key,
 	struct answer a = { st, text, item_out, same };
 
 	return item_lookup(c, table, key, &a, err);
+}
+
+struct cache_hold {
+	struct cache *c;
+	struct citem *r;
+};
+
+void cache_item_hold(struct cache *c, const char *table, const json_t *key,
+		     struct cache_hold **out)
+{
+	struct cache_schema s;
+	struct cache_hold *h;
+	struct dbuf id;
+
+	*out = NULL;
+	h = calloc(1, sizeof(*h));
+	dbuf_init(&id, DBUF_CAP_SMALL);
+	if (!h || cache_table_schema(c, table, &s, NULL) ||
+	    cache_item_id(table, &s, key, &id))
+		goto out;
+	pthread_mutex_lock(&c->lock);
+	h->r = cache_citem_get(c, &id, key, 1);
+	if (h->r)
+		h->r->holds++;
+	pthread_mutex_unlock(&c->lock);
+	if (h->r) {
+		h->c = c;
+		*out = h;
+		h = NULL;
+	}
+out:
+	free(h);
+	dbuf_free(&id);
+}
+
+void cache_item_unhold(struct cache_hold *h)
+{
+	if (!h)
+		return;
+	pthread_mutex_lock(&h->c->lock);
+	/* held records are never dropped, so r is still the key's */
+	if (h->r->holds)
+		h->r->holds--;
+	pthread_mutex_unlock(&h->c->lock);
+	free(h);
 }
 
 /* ---- saving ------------------------------------------------------------ */
@@ -1193,7 +1721,9 @@ static void note_written(struct cache *c, const char *table,
 	/* The kernel's pages hold what the writer wrote, which may not be
 	 * this text: the next open must not keep them. */
 	r->read_version = 0;
+	citem_recount(c, r);
 	dirs_note(c, table, s, key, &id, r, r->state == CI_PRESENT);
+	cache_trim(c);
 out:
 	pthread_mutex_unlock(&c->lock);
 	rendered_free(&rd);
@@ -1218,7 +1748,9 @@ static void note_deleted(struct cache *c, const char *table,
 	citem_set_absent(c, r, cache_now_ms());
 	if (item)
 		hint_add(r, item);
+	citem_recount(c, r);
 	dirs_note(c, table, s, key, &id, r, 0);
+	cache_trim(c);
 out:
 	pthread_mutex_unlock(&c->lock);
 	dbuf_free(&id);
@@ -1234,7 +1766,7 @@ static json_t *save_base(struct cache *c, const char *table,
 {
 	struct dbuf id;
 	struct citem *r;
-	json_t *base = NULL;
+	json_t *base = NULL, *item = NULL;
 
 	*known = 1;
 	if (flags & CACHE_SAVE_EXCL)
@@ -1242,8 +1774,9 @@ static json_t *save_base(struct cache *c, const char *table,
 	dbuf_init(&id, DBUF_CAP_SMALL);
 	pthread_mutex_lock(&c->lock);
 	r = cache_item_id(table, s, key, &id) ? NULL : cache_citem_get(c, &id, key, 0);
-	if (r && r->state == CI_PRESENT && r->item) {
-		base = r->item;
+	if (r && r->state == CI_PRESENT && r->typed &&
+	    (item = citem_item(r)) != NULL) {
+		base = item;
 		if (hint && !cache_item_same(hint, base) &&
 		    !(r->local && cache_item_same(base, r->local)))
 			base = (json_t *)hint;
@@ -1264,6 +1797,7 @@ static json_t *save_base(struct cache *c, const char *table,
 	}
 	json_incref(base);
 	pthread_mutex_unlock(&c->lock);
+	json_decref(item);
 	dbuf_free(&id);
 	return base;
 }

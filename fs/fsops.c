@@ -91,6 +91,8 @@ struct dynfs_file {
 	uint64_t api_fh;      /* NODE_API: apifs's own fi->fh */
 	char *ctl_text;       /* NODE_CTL */
 	size_t ctl_len;
+	struct cache_hold *hold; /* NODE_ITEM: keeps the key's record */
+	struct dirlist *dl;   /* a directory's listing (readdir) */
 };
 
 static struct dynfs *dynfs_get(void)
@@ -100,14 +102,19 @@ static struct dynfs *dynfs_get(void)
 
 void dynfs_split_ttl(unsigned cache_ttl, double *kernel_s, unsigned *cache_ms)
 {
-	/* The kernel keeps entries and attributes for up to a second, the
-	 * cache the rest, so a change made elsewhere shows within
-	 * cache_ttl.  0 turns every cache off. */
+	/* The kernel keeps entries and attributes for half of cache_ttl,
+	 * the cache the rest, so a change made elsewhere shows within
+	 * cache_ttl.  Half, not less: `ls -l` then `cat` of every file of a
+	 * 10,000-item directory takes a few seconds, and each entry the
+	 * kernel forgot meanwhile costs a lookup.  At most 2.5 s: what the
+	 * kernel holds is never corrected behind its back (a conflict that
+	 * puts another writer's text back), only waited out.  0 turns
+	 * every cache off. */
 	double k;
 
 	if (cache_ttl > 1000000)
 		cache_ttl = 1000000; /* keeps the ms in range */
-	k = cache_ttl >= 2 ? 1.0 : cache_ttl / 2.0;
+	k = cache_ttl >= 5 ? 2.5 : cache_ttl / 2.0;
 
 	*kernel_s = k;
 	*cache_ms = (unsigned)(cache_ttl * 1000.0 - k * 1000.0);
@@ -316,11 +323,15 @@ fail:
 
 /* ---- open files ---------------------------------------------------------- */
 
+static void dirlist_end(struct dirlist *dl);
+
 static void file_free(struct dynfs_file *f)
 {
 	if (!f)
 		return;
 	cache_scratch_put(f->buf);
+	cache_item_unhold(f->hold);
+	dirlist_end(f->dl);
 	free(f->ctl_text);
 	json_decref(f->key);
 	json_decref(f->orig);
@@ -687,7 +698,11 @@ static void *dynfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 {
 	struct dynfs *fs = dynfs_get();
 
-	(void)conn;
+	/* Every readdir is a READDIRPLUS, not only the first buffer of a
+	 * directory (the kernel's "auto" mode): `find` then `cat` of every
+	 * file would otherwise cost a LOOKUP per file, answered from the
+	 * very listing readdir had. */
+	conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
 	/* Entries and attributes stay in the kernel for the kernel's share
 	 * of cache_ttl; readdir fills them (FUSE_FILL_DIR_PLUS). */
 	cfg->entry_timeout = fs->kernel_ttl;
@@ -800,28 +815,105 @@ static int dynfs_getattr(const char *path, struct stat *st,
 	return rc ? dynfs_fail("lookup", path, rc, &err) : 0;
 }
 
+/* A directory handle's entries, packed in its ents: each is a struct
+ * dent, for DENT_STAT a struct stat, then the name and a NUL, 8-byte
+ * aligned.  readdir at offset 0 (opendir, rewinddir) starts a listing
+ * and hands its entries to the kernel one buffer at a time as they come,
+ * each with the offset of the next, so libfuse never holds a whole
+ * listing (a 100,000-item table is about 4 MB here, against 20 MB in
+ * libfuse's own list). */
+enum dent_kind {
+	DENT_PLAIN, /* "." and ".." */
+	DENT_DIR,
+	DENT_FILE,
+	DENT_STAT,
+};
+
+struct dent {
+	int64_t mtime; /* DENT_FILE */
+	uint32_t size; /* DENT_FILE (an item is at most 400 KB of text) */
+	uint16_t len;  /* bytes of the whole record */
+	uint8_t kind;
+	uint8_t pad;
+};
+
+/* A cap far above any listing: the entries of a million items fit. */
+#define DYNFS_DIR_CAP ((size_t)1 << 30)
+
+/* A listing being made for a directory handle by a thread of its own,
+ * so that readdir hands the kernel the first entries while Scan pages
+ * are still coming, and `ls -l` stats them meanwhile.  Lock order: lock
+ * is a leaf; the thread appends under it, readdir reads under it. */
+struct dirlist {
+	pthread_mutex_t lock;
+	pthread_cond_t more;
+	struct dbuf ents;   /* the packed entries so far */
+	int done;           /* under lock: the listing ended ... */
+	int rc;             /* ... with this */
+	struct aws_err err;
+	struct dynfs *fs;
+	char *path;
+	pthread_t tid;
+	int started;        /* tid runs (joined by dirlist_end) */
+};
+
 struct dynfs_fill {
 	struct dynfs *fs;
-	void *buf;
-	fuse_fill_dir_t filler;
+	struct dirlist *dl;   /* the entries go there, under its lock */
 	char type;
 	struct dbuf name;
 };
 
+static int dent_add(struct dbuf *ents, enum dent_kind kind, const char *name,
+		    size_t size, time_t mtime, const struct stat *st)
+{
+	static const char zeros[8];
+	size_t nlen = strlen(name), extra = kind == DENT_STAT ? sizeof(*st) : 0;
+	size_t len = (sizeof(struct dent) + extra + nlen + 1 + 7) & ~(size_t)7;
+	struct dent d;
+	int rc;
+
+	if (len > UINT16_MAX)
+		return -ENAMETOOLONG;
+	memset(&d, 0, sizeof(d));
+	d.len = (uint16_t)len;
+	d.kind = (uint8_t)kind;
+	d.size = size > UINT32_MAX ? UINT32_MAX : (uint32_t)size;
+	d.mtime = mtime;
+	rc = dbuf_add(ents, &d, sizeof(d));
+	if (!rc && extra)
+		rc = dbuf_add(ents, st, extra);
+	if (!rc)
+		rc = dbuf_add(ents, name, nlen);
+	if (!rc)
+		rc = dbuf_add(ents, zeros, len - sizeof(d) - extra - nlen);
+	return rc;
+}
+
+static int fill_add(struct dynfs_fill *f, enum dent_kind kind,
+		    const char *name, size_t size, time_t mtime,
+		    const struct stat *st)
+{
+	int rc;
+
+	pthread_mutex_lock(&f->dl->lock);
+	rc = dent_add(&f->dl->ents, kind, name, size, mtime, st);
+	pthread_cond_broadcast(&f->dl->more);
+	pthread_mutex_unlock(&f->dl->lock);
+	return rc;
+}
+
 static int fill_name(void *ctx, const char *name)
 {
 	struct dynfs_fill *f = ctx;
-	struct stat st;
 
-	stat_dir(f->fs, &st);
-	return f->filler(f->buf, name, &st, 0, FUSE_FILL_DIR_PLUS) ? 1 : 0;
+	return fill_add(f, DENT_DIR, name, 0, 0, NULL);
 }
 
 static int fill_entry(void *ctx, const json_t *value,
 		      const struct cache_stat *cs)
 {
 	struct dynfs_fill *f = ctx;
-	struct stat st;
 
 	dbuf_reset(&f->name);
 	if (path_encode(value, cs->is_dir, f->type, &f->name)) {
@@ -831,12 +923,8 @@ static int fill_entry(void *ctx, const json_t *value,
 			"file name");
 		return 0;
 	}
-	if (cs->is_dir)
-		stat_dir(f->fs, &st);
-	else
-		stat_file(f->fs, &st, cs->size, cs->mtime);
-	return f->filler(f->buf, dbuf_str(&f->name), &st, 0,
-			 FUSE_FILL_DIR_PLUS) ? 1 : 0;
+	return fill_add(f, cs->is_dir ? DENT_DIR : DENT_FILE,
+			dbuf_str(&f->name), cs->size, cs->mtime, NULL);
 }
 
 static int fill_scratch(void *ctx, const char *name,
@@ -846,7 +934,7 @@ static int fill_scratch(void *ctx, const char *name,
 	struct stat st;
 
 	stat_scratch(f->fs, &st, ss);
-	return f->filler(f->buf, name, &st, 0, FUSE_FILL_DIR_PLUS) ? 1 : 0;
+	return fill_add(f, DENT_STAT, name, 0, 0, &st);
 }
 
 /* Files created through this mount and not saved yet (an open O_CREAT
@@ -860,8 +948,7 @@ static int fill_pending(void *ctx, struct dynfs_file *p)
 
 	cache_scratch_fstat(p->buf, &ss);
 	stat_file(f->fs, &st, ss.size, p->mtime);
-	return f->filler(f->buf, strrchr(p->path, '/') + 1, &st, 0,
-			 FUSE_FILL_DIR_PLUS) ? 1 : 0;
+	return fill_add(f, DENT_STAT, strrchr(p->path, '/') + 1, 0, 0, &st);
 }
 
 /* Directories keep their path in their handle: with nullpath_ok,
@@ -896,60 +983,54 @@ static int dynfs_releasedir(const char *path, struct fuse_file_info *fi)
 	return 0;
 }
 
-static int dynfs_readdir(const char *dpath, void *buf, fuse_fill_dir_t filler,
-			 off_t off, struct fuse_file_info *fi,
-			 enum fuse_readdir_flags flags)
+/* The entries of the directory at path, into dl as they come. */
+static int dir_fill(struct dynfs *fs, const char *path, struct dirlist *dl,
+		    struct aws_err *err)
 {
-	struct dynfs *fs = dynfs_get();
-	struct dynfs_file *d = file_of(fi);
-	const char *path = d ? d->path : dpath;
 	struct dynfs_fill f;
-	struct aws_err err;
 	struct node n;
 	int rc;
 
-	(void)off;
-	(void)flags;
 	memset(&f, 0, sizeof(f));
 	f.fs = fs;
-	f.buf = buf;
-	f.filler = filler;
+	f.dl = dl;
 	dbuf_init(&f.name, DBUF_CAP_SMALL);
-	rc = node_resolve(fs, path, USE_LOOKUP, &n, &err);
+	rc = node_resolve(fs, path, USE_LOOKUP, &n, err);
 	if (rc)
 		goto out;
-	filler(buf, ".", NULL, 0, 0);
-	filler(buf, "..", NULL, 0, 0);
-	switch (n.kind) {
+	rc = fill_add(&f, DENT_PLAIN, ".", 0, 0, NULL);
+	if (!rc)
+		rc = fill_add(&f, DENT_PLAIN, "..", 0, 0, NULL);
+	switch (rc ? NODE_CTL : n.kind) {
 	case NODE_ROOT:
-		fill_name(&f, "tables");
-		if (fs->apifs) {
-			fill_name(&f, "apis");
-			fill_name(&f, "functions");
-		}
+		rc = fill_name(&f, "tables");
+		if (!rc && fs->apifs)
+			rc = fill_name(&f, "apis");
+		if (!rc && fs->apifs)
+			rc = fill_name(&f, "functions");
 		break;
 	case NODE_TABLES:
-		rc = cache_tables(fs->cache, fill_name, &f, &err);
+		rc = cache_tables(fs->cache, fill_name, &f, err);
 		break;
 	case NODE_TABLE:
-		rc = cache_table_schema(fs->cache, n.p.table, &n.s, &err);
+		rc = cache_table_schema(fs->cache, n.p.table, &n.s, err);
 		if (rc)
 			break;
 		f.type = n.s.pk.type;
 		rc = cache_list(fs->cache, n.p.table, NULL, fill_entry, &f,
-				&err);
+				err);
 		break;
 	case NODE_PART:
 		f.type = n.s.sk.type;
 		rc = cache_list(fs->cache, n.p.table, n.pvalue, fill_entry, &f,
-				&err);
+				err);
 		break;
+	case NODE_CTL:
+		break; /* rc from dent_add */
 	default:
 		rc = -ENOTDIR;
 		break;
 	}
-	if (rc > 0)
-		rc = 0; /* the kernel's buffer is full */
 	if (!rc && (n.kind == NODE_TABLE || n.kind == NODE_PART)) {
 		files_pending_in(fs, path, fill_pending, &f);
 		cache_scratch_list(fs->cache, path, fill_scratch, &f);
@@ -957,6 +1038,154 @@ static int dynfs_readdir(const char *dpath, void *buf, fuse_fill_dir_t filler,
 	node_free(&n);
 out:
 	dbuf_free(&f.name);
+	return rc;
+}
+
+static void *dirlist_main(void *arg)
+{
+	struct dirlist *dl = arg;
+	struct aws_err err;
+	int rc;
+
+	awserr_clear(&err);
+	rc = dir_fill(dl->fs, dl->path, dl, &err);
+	pthread_mutex_lock(&dl->lock);
+	dl->rc = rc;
+	dl->err = err;
+	dl->done = 1;
+	pthread_cond_broadcast(&dl->more);
+	pthread_mutex_unlock(&dl->lock);
+	return NULL;
+}
+
+/* Wait for the listing's thread (a handle closed early waits for the
+ * listing to end) and free it. */
+static void dirlist_end(struct dirlist *dl)
+{
+	if (!dl)
+		return;
+	if (dl->started)
+		pthread_join(dl->tid, NULL);
+	pthread_cond_destroy(&dl->more);
+	pthread_mutex_destroy(&dl->lock);
+	dbuf_free(&dl->ents);
+	free(dl->path);
+	free(dl);
+}
+
+/* A listing of path, made by a new thread or, when none can be started,
+ * here and now. */
+static struct dirlist *dirlist_start(struct dynfs *fs, const char *path)
+{
+	struct dirlist *dl = calloc(1, sizeof(*dl));
+
+	if (!dl)
+		return NULL;
+	pthread_mutex_init(&dl->lock, NULL);
+	pthread_cond_init(&dl->more, NULL);
+	dbuf_init(&dl->ents, DYNFS_DIR_CAP);
+	awserr_clear(&dl->err);
+	dl->fs = fs;
+	dl->path = strdup(path);
+	if (!dl->path) {
+		dirlist_end(dl);
+		return NULL;
+	}
+	if (!pthread_create(&dl->tid, NULL, dirlist_main, dl))
+		dl->started = 1;
+	else
+		dirlist_main(dl);
+	return dl;
+}
+
+/* Hand entries from pos on to filler: at least one (waiting for it)
+ * unless the listing is over, then as many as are there and fit. */
+static int dirlist_serve(struct dirlist *dl, struct dynfs *fs, void *buf,
+			 fuse_fill_dir_t filler, size_t pos,
+			 struct aws_err *err)
+{
+	struct stat st;
+	int rc = 0, served = 0;
+
+	pthread_mutex_lock(&dl->lock);
+	for (;;) {
+		const struct dent *e;
+		const struct stat *stp = &st;
+		const char *name;
+		size_t len = dbuf_len(&dl->ents);
+
+		while (!served && !dl->done &&
+		       (pos + sizeof(*e) > len ||
+			((const struct dent *)(dl->ents.ptr + pos))->len >
+				len - pos)) {
+			pthread_cond_wait(&dl->more, &dl->lock);
+			len = dbuf_len(&dl->ents);
+		}
+		e = (const struct dent *)(dl->ents.ptr + pos);
+		if (pos + sizeof(*e) > len || pos % 8 || e->len < sizeof(*e) ||
+		    e->len > len - pos)
+			break; /* nothing more now, or not an offset we gave */
+		name = (const char *)(e + 1);
+		switch (e->kind) {
+		case DENT_PLAIN:
+			stp = NULL;
+			break;
+		case DENT_DIR:
+			stat_dir(fs, &st);
+			break;
+		case DENT_FILE:
+			stat_file(fs, &st, e->size, e->mtime);
+			break;
+		default:
+			stp = (const struct stat *)(e + 1);
+			name = (const char *)(stp + 1);
+			break;
+		}
+		if (filler(buf, name, stp, (off_t)(pos + e->len),
+			   stp ? FUSE_FILL_DIR_PLUS : 0))
+			break; /* the kernel's buffer is full */
+		pos += e->len;
+		served++;
+	}
+	/* A failed listing: what came before it was handed out, then the
+	 * error. */
+	if (!served && dl->done && dl->rc) {
+		rc = dl->rc;
+		*err = dl->err;
+	}
+	pthread_mutex_unlock(&dl->lock);
+	return rc;
+}
+
+static int dynfs_readdir(const char *dpath, void *buf, fuse_fill_dir_t filler,
+			 off_t off, struct fuse_file_info *fi,
+			 enum fuse_readdir_flags flags)
+{
+	struct dynfs *fs = dynfs_get();
+	struct dynfs_file *d = file_of(fi);
+	const char *path = d ? d->path : dpath;
+	struct dirlist *dl;
+	struct aws_err err;
+	int rc;
+
+	(void)flags;
+	awserr_clear(&err);
+	if (off == 0 || !d || !d->dl) {
+		/* A listing as of now: opendir, or rewinddir. */
+		dl = dirlist_start(fs, path);
+		if (!dl)
+			return -ENOMEM;
+		if (d) {
+			dirlist_end(d->dl);
+			d->dl = dl;
+		}
+	} else {
+		dl = d->dl;
+	}
+	rc = dirlist_serve(dl, fs, buf, filler, off > 0 ? (size_t)off : 0,
+			   &err);
+	if (!d)
+		dirlist_end(dl); /* no handle (never with opendir): no state */
 	return rc ? dynfs_fail("list", path, rc, &err) : 0;
 }
 
@@ -993,8 +1222,11 @@ static int item_file_open(struct dynfs *fs, const char *path, struct node *n,
 		if (rc != -ENOENT)
 			goto out;
 	} else {
+		/* Only a writer needs the typed item (the hint of its
+		 * save); reading it costs a parse per open. */
 		rc = cache_item_read(fs->cache, n->p.table, n->key, &text,
-				     &item, &cs, &same, err);
+				     writable ? &item : NULL, &cs, &same,
+				     err);
 	}
 	if (rc == -ENOENT && how == OPEN_EXISTING) {
 		size_t size;
@@ -1037,6 +1269,11 @@ static int item_file_open(struct dynfs *fs, const char *path, struct node *n,
 		      : -ENOMEM;
 	if (rc)
 		goto out;
+	/* While a writer has it open, the key's record (what this mount
+	 * last read and wrote of it, which the save is conditional on)
+	 * stays in memory. */
+	if (writable)
+		cache_item_hold(fs->cache, n->p.table, n->key, &f->hold);
 	/* Keep the kernel's pages only when they hold this very text. */
 	fi->keep_cache = same && !f->gen;
 	fi->direct_io = 0;
@@ -1955,6 +2192,21 @@ static int top_release(const char *path, struct fuse_file_info *fi)
 	return rc;
 }
 
+/* poll(2): apifs answers for every file, a socket with its state and
+ * any other file (passed with fi NULL) as always ready. */
+static int top_poll(const char *path, struct fuse_file_info *fi,
+		    struct fuse_pollhandle *ph, unsigned *reventsp)
+{
+	struct dynfs_file *f = api_file(fi);
+	struct fuse_file_info tmp;
+
+	if (!f || !f->api_fh)
+		return apifs_poll(dynfs_get()->apifs, path, NULL, ph,
+				  reventsp);
+	api_fi_in(fi, f, &tmp);
+	return apifs_poll(dynfs_get()->apifs, f->path, &tmp, ph, reventsp);
+}
+
 static int top_truncate(const char *path, off_t size,
 			struct fuse_file_info *fi)
 {
@@ -2083,6 +2335,7 @@ const struct fuse_operations dynfs_ops = {
 	.flush = top_flush,
 	.fsync = top_fsync,
 	.release = top_release,
+	.poll = top_poll,
 	.truncate = top_truncate,
 	.unlink = top_unlink,
 	.rename = top_rename,

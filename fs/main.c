@@ -7,6 +7,7 @@
 #include "fs/dynfs.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -82,7 +83,7 @@ static void usage(const char *prog)
 	       "                           $XDG_CACHE_HOME/dynfs/REGION-HASH, HASH of the endpoint)\n"
 	       "    -o writeback_delay=MS  a closed file is sent within this (default %d)\n"
 	       "    -o scan_segments=N     parallel Scan segments of a listing (default %d)\n"
-	       "    -o cache_size=MB       memory for cached items (default %d)\n"
+	       "    -o cache_size=MB       memory for cached items and listings (default %d)\n"
 	       "    -o version_attr=NAME   saves are conditional on this number attribute,\n"
 	       "                           which each save increments (default: on the\n"
 	       "                           whole item as last read)\n",
@@ -418,6 +419,13 @@ int main(int argc, char *argv[])
 	int mounted = 0, handlers = 0;
 	int ret = 1;
 
+	/* glibc gives threads arenas of their own, up to 8 per core: FUSE
+	 * workers, Scan segments, write-back workers.  Memory freed into
+	 * one arena serves only allocations from it, so a listing's churn
+	 * spread over many arenas leaves RSS well above what the cache
+	 * counts; two arenas keep it close (docs/cache-memory.md).  dynfs
+	 * waits on the network far more than on malloc's locks. */
+	mallopt(M_ARENA_MAX, 2);
 	memset(&fs, 0, sizeof(fs));
 	memset(&cmd, 0, sizeof(cmd));
 	pthread_mutex_init(&fs.files_lock, NULL);
