@@ -3,7 +3,9 @@
  *
  * One append-only file, DIR/journal, of framed records: a 4-byte length
  * and a 4-byte CRC-32 (zlib's crc32, little-endian) of the payload, then the payload,
- * a JSON object the caller defines.  journal_append returns only once the
+ * a JSON object the caller defines.  While open, the file also holds zeros
+ * written ahead of the records (a zero length ends them), so that an
+ * append's sync has no file size to update.  journal_append returns only once the
  * record is on disk (fdatasync); concurrent appenders share one sync
  * (group commit).  A torn or corrupt tail, as a crash leaves, ends the
  * replay and is cut off.  DIR is made 0700 and the file 0600, and an
@@ -50,7 +52,7 @@ int journal_append_lazy(struct journal *j, const json_t *rec,
  * file grows past what its live records need. */
 int journal_rewrite(struct journal *j, const json_t *live, struct dbuf *why);
 
-/* Bytes in the journal file now. */
+/* Bytes of records in the journal now (not the zeros ahead of them). */
 uint64_t journal_size(struct journal *j);
 
 /* The directory (borrowed), for files kept beside the journal. */

@@ -83,6 +83,11 @@ struct wbc {
 	uint64_t seq;
 	int limit, max_workers, active;
 	int urgent;         /* fsync or drain waiting: send now */
+	/* Earliest time a sleeping worker wakes by itself (UINT64_MAX: none
+	 * known), and how many sleep.  A new op wakes one worker only when
+	 * it is due sooner, so a save costs no wake-up of the whole pool. */
+	uint64_t wake_ms;
+	int sleepers;
 	int quit;           /* workers leave */
 	int submitting;     /* journaled, not yet queued */
 	json_t *done;       /* seqs of finished ops, for the journal */
@@ -264,6 +269,22 @@ static void queue_unlink(struct wbc *w, struct wop *o)
 	w->queued--;
 }
 
+static int is_create(const struct wop *o)
+{
+	return o->kind == WOP_PUT && o->cond == COND_CREATE;
+}
+
+/* Work is due at due_ms (0: now).  Wake one sleeping worker if none would
+ * look by then; it re-arms its timer from the queue.  With no sleeper,
+ * every worker is yet to go through take(), and sees the work there. */
+static void kick(struct wbc *w, uint64_t due_ms)
+{
+	if (due_ms >= w->wake_ms || !w->sleepers)
+		return;
+	w->wake_ms = due_ms;
+	pthread_cond_signal(&w->work);
+}
+
 static struct wkey *wkey_get(struct wbc *w, const struct dbuf *id, int create)
 {
 	struct wkey *k = cmap_get(w->keys, id->ptr, dbuf_len(id));
@@ -370,7 +391,7 @@ static int enqueue(struct wbc *w, struct wop *o)
 	o->at_ms = cache_now_ms();
 	queue_push(w, o, 0);
 	w->ops++;
-	pthread_cond_broadcast(&w->work);
+	kick(w, w->queued >= WBC_BATCH ? 0 : o->at_ms + w->delay_ms);
 	return 0;
 }
 
@@ -685,8 +706,9 @@ static void finish(struct wbc *w, struct wop *o, int rc)
 		unlink_key(w, o, &o->id2);
 	w->inflight--;
 	w->ops--;
+	/* The worker that ran o goes back to take() next, and wakes
+	 * another when there is more than it can take: no wake-up here. */
 	pthread_cond_broadcast(&w->done_cond);
-	pthread_cond_broadcast(&w->work);
 }
 
 static int transient(int rc)
@@ -712,7 +734,7 @@ static void retry_later(struct wbc *w, struct wop *o, int throttled)
 		w->limit = w->limit > 1 ? w->limit / 2 : 1;
 	}
 	queue_push(w, o, 1);
-	pthread_cond_broadcast(&w->work);
+	kick(w, o->due_ms);
 }
 
 /* After a failed condition: what DynamoDB holds decides.  0: the op is
@@ -977,34 +999,56 @@ static int due(const struct wbc *w, const struct wop *o, uint64_t now,
 	return all || now - o->at_ms >= w->delay_ms;
 }
 
+/* Whether o can join the batch of creates in ops[0..n). */
+static int joins(const struct wop *const *ops, size_t n, const struct wop *o,
+		 uint64_t now)
+{
+	return n < WBC_BATCH && is_create(ops[0]) && is_create(o) &&
+	       !o->deps && now >= o->due_ms && !strcmp(o->table, ops[0]->table);
+}
+
 /* Take work: up to 25 creates of one table, or one other op.  Under
- * c->lock; 0 when nothing is due (*wait_ms: until something may be). */
-static size_t take(struct wbc *w, struct wop **ops, uint64_t *wait_ms)
+ * c->lock; 0 when nothing is due (*wait_ms: until something may be).
+ * *more: due work is left that another worker could take.
+ *
+ * Once the oldest create of a table is due, the younger ones of that table
+ * go in its batch too: the delay is there to fold saves of one file, and
+ * sending a younger create a little early costs nothing, while sending
+ * each as it comes due would cost a request apiece (a cp that stalls past
+ * the delay left a trail of batches of one or two). */
+static size_t take(struct wbc *w, struct wop **ops, uint64_t *wait_ms,
+		   int *more)
 {
 	uint64_t now = cache_now_ms(), next = UINT64_MAX, t;
 	struct wop *o, *nx;
 	size_t n = 0;
-	int all = w->urgent || w->queued >= WBC_BATCH;
+	int all = w->urgent || w->queued >= WBC_BATCH, ok;
 
-	for (o = w->head; o && n < WBC_BATCH; o = nx) {
+	*more = 0;
+	for (o = w->head; o; o = nx) {
 		nx = o->next;
-		if (!due(w, o, now, all)) {
+		ok = due(w, o, now, all);
+		if (n && !joins((const struct wop *const *)ops, n, o, now)) {
+			/* not for this batch: another worker takes it */
+			if (ok)
+				*more = 1;
+			if (*more && (n == WBC_BATCH || !is_create(ops[0])))
+				break;
+			continue;
+		}
+		if (!n && !ok) {
 			if (!o->deps) {
-				t = o->due_ms > o->at_ms + w->delay_ms
-					    ? o->due_ms : o->at_ms + w->delay_ms;
+				t = o->at_ms + w->delay_ms;
+				if (o->due_ms > t)
+					t = o->due_ms;
 				if (t < next)
 					next = t;
 			}
 			continue;
 		}
-		if (n && (o->cond != COND_CREATE || o->kind != WOP_PUT ||
-			  strcmp(o->table, ops[0]->table)))
-			continue;
 		queue_unlink(w, o);
 		o->inflight = 1;
 		ops[n++] = o;
-		if (o->cond != COND_CREATE || o->kind != WOP_PUT)
-			break;
 	}
 	w->inflight += n;
 	*wait_ms = next == UINT64_MAX ? 1000 : next > now ? next - now : 1;
@@ -1061,18 +1105,36 @@ static void *worker_main(void *arg)
 	struct wbc *w = arg;
 	struct cache *c = w->c;
 	struct wop *ops[WBC_BATCH];
-	uint64_t wait_ms = 100;
+	uint64_t wait_ms = 100, until;
 	struct timespec ts;
 	size_t n;
+	int more = 0;
 
 	pthread_mutex_lock(&c->lock);
 	while (!w->quit) {
-		n = w->active < w->limit ? take(w, ops, &wait_ms) : 0;
+		/* At the limit, the workers sending go on with the queue
+		 * when they are done; the others wait to be woken. */
+		n = w->active < w->limit ? take(w, ops, &wait_ms, &more) : 0;
 		if (!n) {
-			deadline(&ts, wait_ms > 1000 ? 1000 : wait_ms);
+			if (wait_ms > 1000 || w->active >= w->limit)
+				wait_ms = 1000;
+			until = cache_now_ms() + wait_ms;
+			if (w->active < w->limit && until < w->wake_ms)
+				w->wake_ms = until;
+			deadline(&ts, wait_ms);
+			w->sleepers++;
 			pthread_cond_timedwait(&w->work, &c->lock, &ts);
+			w->sleepers--;
+			/* Whoever armed wake_ms may be this worker: forget
+			 * it, so the next op wakes someone rather than
+			 * nobody. */
+			w->wake_ms = UINT64_MAX;
 			continue;
 		}
+		/* A chain, not a herd: one more worker when there is more
+		 * to send than this one took. */
+		if (more && w->active + 1 < w->limit)
+			pthread_cond_signal(&w->work);
 		w->active++;
 		pthread_mutex_unlock(&c->lock);
 		if (ops[0]->kind == WOP_PUT && ops[0]->cond == COND_CREATE)
@@ -1359,6 +1421,7 @@ int wbc_start(struct cache *c, const struct wbc_opts *opts,
 	w->version_attr = opts->version_attr ? strdup(opts->version_attr)
 					     : NULL;
 	w->done = json_array();
+	w->wake_ms = UINT64_MAX;
 	pthread_cond_init(&w->work, NULL);
 	pthread_cond_init(&w->done_cond, NULL);
 	if (!w->dir || !w->done || (opts->version_attr && !w->version_attr) ||

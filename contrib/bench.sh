@@ -6,12 +6,19 @@
 #   contrib/bench.sh [--quick] [--out DIR] [--sizes 1000,10000,100000]
 #                    [--items N] [--runs N] [--big-runs N] [--cache-size MB]
 #                    [--dynfs PATH] [--mount-opts OPTS] [--no-cli]
+#                    [--only c | --only LETTERS]
 #
 #   (a) ls -l of an N-item table from a fresh mount   vs  a paginated SDK Scan
 #   (b) reading every item file from a fresh mount    vs  the same SDK Scan
 #   (c) cp of N JSON files into an empty table, until flushed
 #                                                     vs  SDK BatchWriteItem, 4 in flight
 #   (d) (a) at every size of --sizes, and the daemon's peak RSS (VmHWM)
+#
+# --only c measures (c) alone: no table is loaded, (a), (b) and (d) are
+# skipped, and only (c) is reported (summary.txt, results.csv; no plot).
+# --only with other letters of abcd (e.g. abd) measures those figures;
+# (a) always runs with them (the ratios of (b) and (d) need its SDK
+# Scan), (d) adds --sizes, and what was skipped is reported as nan.
 #
 # Each figure is the median of --runs runs (default 3; --big-runs, default
 # 1, for tables of 100,000 items or more).  The SDK runs in a new node
@@ -26,7 +33,7 @@
 set -euo pipefail
 
 usage() {
-	sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'
 	exit "${1:-0}"
 }
 
@@ -43,6 +50,7 @@ CACHE_MB=64
 DYNFS="${DYNFS_BIN:-$ROOT/build/dynfs}"
 MOUNT_OPTS=
 CLI=1
+ONLY=
 while (($#)); do
 	case "$1" in
 	--quick) QUICK=1 ;;
@@ -63,6 +71,8 @@ while (($#)); do
 	--mount-opts) MOUNT_OPTS="${2:?}"; shift ;;
 	--mount-opts=*) MOUNT_OPTS="${1#*=}" ;;
 	--no-cli) CLI=0 ;;
+	--only) ONLY="${2:?--only needs a figure}"; shift ;;
+	--only=*) ONLY="${1#*=}" ;;
 	-h | --help) usage 0 ;;
 	*) printf 'bench: unknown argument %s\n' "$1" >&2; usage 2 ;;
 	esac
@@ -82,6 +92,9 @@ TL_NAME=bench
 say() { printf 'bench: %s\n' "$*" >&2; }
 die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
 
+[[ -z "$ONLY" || "$ONLY" =~ ^[abcd]+$ ]] || die "--only takes letters of abcd (c alone, or e.g. abd), not '$ONLY'"
+# want X: figure X is measured (every figure without --only).
+want() { [[ -z "$ONLY" || "$ONLY" == *"$1"* ]]; }
 for v in ITEMS RUNS BIG_RUNS CACHE_MB; do
 	[[ "${!v}" =~ ^[1-9][0-9]*$ ]] || die "--${v,,} must be a positive number (got '${!v}')"
 done
@@ -339,6 +352,53 @@ say "dynfs $DYNFS (-o $DOPTS)"
 say "DynamoDB Local $EP; sizes ${SIZE_LIST[*]}; main size $ITEMS; runs $RUNS (big: $BIG_RUNS); CLI $([[ $CLI == 1 ]] && echo yes || echo no)"
 ((HAS_CACHE_SIZE)) || say "this dynfs has no -o cache_size: the RSS goal is reported against $CACHE_MB MB anyway"
 
+if [[ "$ONLY" == c ]]; then
+	# Warm-up, not timed: DynamoDB Local's JIT for what both tools do
+	# (BatchWriteItem; dynfs's BatchGetItem and Scan), node's caches, the
+	# page cache of the dynfs binary.  Without it the first dynfs run is
+	# 1-2 s slower than the others (the full run's (a) and (b) warm up).
+	say "warming up"
+	sdk gen "$WORK/cpsrc" "$ITEMS"
+	sdk reset bench_cp
+	sdk write-dir bench_cp "$WORK/cpsrc" 4 || die "the SDK's BatchWriteItem failed"
+	sdk reset bench_cp
+	mount_dynfs
+	find "$WORK/cpsrc" -maxdepth 1 -name '*.json' -print0 |
+		xargs -0 cp -t "$MNT/tables/bench_cp/" 2>/dev/null || true
+	wait_flushed || true
+	unmount_dynfs
+	say "(c) copying $ITEMS files in"
+	bench_copy "$ITEMS"
+	ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "nan" || b == "nan" || b + 0 == 0) print "nan"; else printf "%.2f", a / b }'; }
+	meets() { awk -v r="$1" -v g="$2" 'BEGIN { if (r == "nan") print "?"; else print (r + 0 <= g + 0 ? "yes" : "NO") }'; }
+	N="$ITEMS"
+	RC="$(ratio "${MED["cp $N dynfs"]}" "${MED["cp $N sdk"]}")"
+	{
+		printf 'measurement,items,tool,median,unit,runs,ratio_vs_sdk,goal,meets_goal\n'
+		printf 'c_cp,%s,dynfs,%s,s,%s,%s,1.0,%s\n' "$N" "${MED["cp $N dynfs"]}" "${NRUNS["cp $N dynfs"]}" "$RC" "$(meets "$RC" 1.0)"
+		printf 'c_cp,%s,sdk_batch4,%s,s,%s,1,,\n' "$N" "${MED["cp $N sdk"]}" "${NRUNS["cp $N sdk"]}"
+		((CLI)) && printf 'c_cp,%s,cli_batch4,%s,s,%s,%s,,\n' "$N" "${MED["cp $N cli"]}" "${NRUNS["cp $N cli"]}" \
+			"$(ratio "${MED["cp $N cli"]}" "${MED["cp $N sdk"]}")"
+		printf 'c_rss_cp,%s,dynfs,%s,MB,%s,,,\n' "$N" "${MED["rss_cp $N dynfs"]}" "${NRUNS["rss_cp $N dynfs"]}"
+		true
+	} >"$OUT/results.csv"
+	{
+		printf '\ndynfs benchmark, (c) only  (%s items; medians of %s runs; %s)\n' "$N" "$RUNS" "$(date -u +%Y-%m-%dT%H:%MZ)"
+		printf 'dynfs: %s  -o %s\n' "$DYNFS" "${DOPTS/endpoint=$EP,/}"
+		((STATS_SEEN)) && printf '(c) timed until MOUNT/.dynfs/stats said pending writes 0\n' ||
+			printf '(c) timed until fusermount3 -u returned and the daemon exited (no MOUNT/.dynfs/stats)\n'
+		printf '\n%-40s %10s %10s %10s %8s %7s %5s\n' figure dynfs sdk cli ratio goal ok
+		printf '%-40s %10s %10s %10s %8s %7s %5s\n' "(c) cp until flushed vs Batch x4 (s)" \
+			"${MED["cp $N dynfs"]}" "${MED["cp $N sdk"]}" "$( ((CLI)) && printf '%s' "${MED["cp $N cli"]}" || printf nan)" \
+			"$RC" "<=1.0" "$(meets "$RC" 1.0)"
+		printf '%-40s %10s MB\n' "(c) daemon peak RSS" "${MED["rss_cp $N dynfs"]}"
+		printf '\nresults: %s/results.csv (medians), %s/raw.csv (every run)\n' "$OUT" "$OUT"
+	} | tee "$OUT/summary.txt"
+	exit 0
+fi
+
+# Without (d), (a) is measured at the main size only.
+want d || SIZE_LIST=("$ITEMS")
 for n in "${SIZE_LIST[@]}"; do
 	say "loading bench_$n ($n items)"
 	start_clock
@@ -361,10 +421,21 @@ for n in "${SIZE_LIST[@]}"; do
 	say "(a/d) listing $n items"
 	bench_list "$n"
 done
-say "(b) reading $ITEMS items"
-bench_read "$ITEMS"
-say "(c) copying $ITEMS files in"
-bench_copy "$ITEMS"
+if want b; then
+	say "(b) reading $ITEMS items"
+	bench_read "$ITEMS"
+else
+	MED["read $ITEMS dynfs"]=nan MED["rss_read $ITEMS dynfs"]=nan
+	NRUNS["read $ITEMS dynfs"]=0 NRUNS["rss_read $ITEMS dynfs"]=0
+fi
+if want c; then
+	say "(c) copying $ITEMS files in"
+	bench_copy "$ITEMS"
+else
+	for k in "cp $ITEMS dynfs" "rss_cp $ITEMS dynfs" "cp $ITEMS sdk" "cp $ITEMS cli"; do
+		MED["$k"]=nan NRUNS["$k"]=0
+	done
+fi
 
 # --- report --------------------------------------------------------------------------
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "nan" || b == "nan" || b + 0 == 0) print "nan"; else printf "%.2f", a / b }'; }

@@ -32,6 +32,8 @@ struct fx {
 	char base[64];  /* /tmp/dynfs-journal-XXXXXX */
 	char dir[128];  /* base/a/b/j: journal_open makes the parents */
 	char file[160]; /* dir/journal */
+	off_t left;     /* replay_image: the file's size after replay ... */
+	uint64_t end;   /* ... and journal_size */
 };
 
 static int setup(void **state)
@@ -132,6 +134,31 @@ static off_t file_size(const char *path)
 	return st.st_size;
 }
 
+/* The file holds size bytes of records, then only zeros: the space the
+ * journal fills ahead of its appends. */
+static void expect_records_then_zeros(const char *path, uint64_t size)
+{
+	off_t n = file_size(path);
+	char buf[4096];
+	uint64_t off = size;
+	int fd = open(path, O_RDONLY);
+
+	assert_true(fd >= 0);
+	assert_true((uint64_t)n >= size);
+	while (off < (uint64_t)n) {
+		ssize_t got = pread(fd, buf, sizeof(buf), (off_t)off);
+
+		assert_true(got > 0);
+		for (ssize_t i = 0; i < got; i++)
+			if (buf[i])
+				fail_msg("byte %llu after the records is %d",
+					 (unsigned long long)off + (unsigned long long)i,
+					 buf[i]);
+		off += (uint64_t)got;
+	}
+	close(fd);
+}
+
 /* Reopen dir, replay and check the records are n(first..) in order. */
 static void expect_ns(const char *dir, const int *ns, size_t count)
 {
@@ -176,6 +203,7 @@ static void test_round_trip(void **state)
 	struct fx *fx = *state;
 	struct journal *j = open_ok(fx->dir);
 	json_t *want = json_array(), *got;
+	uint64_t size;
 	uint32_t len, crc;
 	unsigned char hdr[8];
 	char *text;
@@ -191,8 +219,11 @@ static void test_round_trip(void **state)
 		json_array_append(want, r);
 		append_ok(j, r, i % 10 != 0);
 	}
-	assert_int_equal(journal_size(j), (uint64_t)file_size(fx->file));
+	size = journal_size(j);
+	expect_records_then_zeros(fx->file, size);
 	journal_close(j);
+	/* a closed journal is its records and nothing else */
+	assert_int_equal(file_size(fx->file), (off_t)size);
 
 	j = open_ok(fx->dir);
 	got = replay_all(j, NULL);
@@ -364,6 +395,177 @@ static void test_corrupt_byte(void **state)
 	journal_close(j);
 	expect_ns(fx->dir, ns, 3);
 	free(img);
+}
+
+/* ---- the zeroed space ahead of the records ------------------------------ */
+
+/* Appends land in zeros written ahead of them, so the file does not grow
+ * with each record (a sync then has no size to write); a closed journal
+ * is cut back to its records; a process killed without closing leaves
+ * the zeros, which replay takes as a clean end and the next appends
+ * fill. */
+static void test_prealloc_zero_tail(void **state)
+{
+	struct fx *fx = *state;
+	const int ns[] = { 0, 1, 2, 3, 4, 5 };
+	struct journal *j = open_ok(fx->dir);
+	uint64_t size, syncs;
+	struct dbuf why;
+	json_t *got;
+	off_t grown;
+	int status, rc;
+	pid_t pid;
+
+	append_ok(j, rec_new(0, 10), 0);
+	grown = file_size(fx->file);
+	assert_true((uint64_t)grown > journal_size(j));
+	expect_records_then_zeros(fx->file, journal_size(j));
+	syncs = journal_test_syncs(j);
+	append_ok(j, rec_new(1, 10), 0);
+	append_ok(j, rec_new(2, 10), 1);
+	/* one sync per durable append, and the size stays */
+	assert_int_equal(journal_test_syncs(j), syncs + 1);
+	assert_int_equal(file_size(fx->file), grown);
+	size = journal_size(j);
+	expect_records_then_zeros(fx->file, size);
+	journal_close(j);
+	assert_int_equal(file_size(fx->file), (off_t)size);
+
+	/* as kill -9 leaves it: appended, never closed */
+	fflush(NULL);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct journal *k = NULL;
+		struct stat st;
+		json_t *seen = json_array(), *r = rec_new(3, 10);
+		int code = 0;
+
+		if (!seen || !r || journal_open(&k, fx->dir, NULL))
+			_exit(10);
+		if (journal_replay(k, collect, seen, NULL) ||
+		    json_array_size(seen) != 3)
+			code = 11;
+		else if (journal_append(k, r, NULL))
+			code = 12;
+		else if (stat(fx->file, &st) ||
+			 (uint64_t)st.st_size <= journal_size(k))
+			code = 13;
+		_exit(code);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	grown = file_size(fx->file);
+
+	j = open_ok(fx->dir);
+	dbuf_init(&why, DBUF_CAP_SMALL);
+	got = json_array();
+	rc = journal_replay(j, collect, got, &why);
+	assert_int_equal(rc, 0);
+	assert_int_equal(json_array_size(got), 4);
+	/* a clean end: nothing to report, nothing cut, the zeros kept */
+	assert_int_equal(dbuf_len(&why), 0);
+	assert_int_equal(file_size(fx->file), grown);
+	size = journal_size(j);
+	expect_records_then_zeros(fx->file, size);
+	/* the next records go right after the last one, into the zeros */
+	append_ok(j, rec_new(4, 10), 0);
+	append_ok(j, rec_new(5, 10), 1);
+	assert_int_equal(file_size(fx->file), grown);
+	expect_records_then_zeros(fx->file, journal_size(j));
+	journal_close(j);
+	expect_ns(fx->dir, ns, 6);
+	json_decref(got);
+	dbuf_free(&why);
+}
+
+/* Replay j's file after writing len bytes of img and zeros zero bytes;
+ * the records it hands back. */
+static size_t replay_image(struct fx *fx, const char *img, size_t len,
+			   size_t zeros, struct dbuf *why)
+{
+	char *buf = calloc(1, len + zeros + 1);
+	struct journal *j;
+	json_t *got = json_array();
+	size_t n;
+
+	assert_non_null(buf);
+	memcpy(buf, img, len);
+	write_file(fx->file, buf, len + zeros);
+	free(buf);
+	dbuf_reset(why);
+	j = open_ok(fx->dir);
+	assert_int_equal(journal_replay(j, collect, got, why), 0);
+	n = json_array_size(got);
+	json_decref(got);
+	/* what replay left is what the tests look at, before close cuts
+	 * a zero tail */
+	fx->left = file_size(fx->file);
+	fx->end = journal_size(j);
+	journal_close(j);
+	return n;
+}
+
+/* A crash in the middle of an append into the zeroed space leaves part of
+ * a frame and then zeros: torn, and cut like a torn frame at the end of
+ * the file.  Whole frames followed by zeros are a clean end. */
+static void test_torn_into_zeros(void **state)
+{
+	struct fx *fx = *state;
+	const int ns[] = { 0, 1, 2, 3, 4 };
+	struct journal *j = open_ok(fx->dir);
+	uint64_t last, total;
+	struct dbuf why;
+	size_t len, n, gap;
+	char *img, *buf;
+
+	dbuf_init(&why, DBUF_CAP_SMALL);
+	for (int i = 0; i < 4; i++)
+		append_ok(j, rec_new(i, 20), 0);
+	last = journal_size(j);
+	append_ok(j, rec_new(4, 300), 0);
+	total = journal_size(j);
+	journal_close(j);
+	img = read_file_all(fx->file, &len);
+	assert_int_equal(len, total);
+
+	for (uint64_t cut = last; cut <= total; cut++) {
+		n = replay_image(fx, img, (size_t)cut, 8192, &why);
+		if (cut == last || cut == total) {
+			assert_int_equal(n, cut == total ? 5 : 4);
+			assert_int_equal(dbuf_len(&why), 0);
+			assert_int_equal(fx->end, cut);
+			assert_int_equal(fx->left, (off_t)cut + 8192);
+		} else {
+			assert_int_equal(n, 4);
+			assert_non_null(strstr(dbuf_str(&why), "torn"));
+			assert_int_equal(fx->end, last);
+			assert_int_equal(fx->left, (off_t)last);
+		}
+	}
+	/* a frame beyond a run of zeros is not after the records: cut */
+	gap = 16;
+	buf = calloc(1, total + gap);
+	assert_non_null(buf);
+	memcpy(buf, img, last);
+	memcpy(buf + last + gap, img + last, total - last);
+	n = replay_image(fx, buf, total + gap, 0, &why);
+	assert_int_equal(n, 4);
+	assert_non_null(strstr(dbuf_str(&why), "torn"));
+	assert_int_equal(fx->left, (off_t)last);
+	free(buf);
+
+	/* after a clean zero tail, appends follow the last record */
+	n = replay_image(fx, img, (size_t)last, 4096, &why);
+	assert_int_equal(n, 4);
+	j = open_ok(fx->dir);
+	json_decref(replay_all(j, NULL));
+	append_ok(j, rec_new(4, 5), 0);
+	journal_close(j);
+	expect_ns(fx->dir, ns, 5);
+	free(img);
+	dbuf_free(&why);
 }
 
 /* ---- group commit ----------------------------------------------------- */
@@ -545,7 +747,7 @@ static void test_huge_and_bad_records(void **state)
 	r = json_pack("[i]", 1);
 	assert_int_equal(journal_append(j, r, NULL), -EINVAL);
 	json_decref(r);
-	assert_int_equal(journal_size(j), (uint64_t)file_size(fx->file));
+	expect_records_then_zeros(fx->file, journal_size(j));
 	journal_close(j);
 	expect_ns(fx->dir, ns, 1);
 	free(s);
@@ -781,6 +983,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_reopen_and_order_rules, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_torn_tail, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_byte, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_prealloc_zero_tail, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_torn_into_zeros, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sync_failure_sticks_until_rewrite, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failed_write_is_taken_back, setup, teardown),
