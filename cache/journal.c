@@ -470,7 +470,10 @@ void journal_close(struct journal *j)
 
 /* ---- replay ----------------------------------------------------------- */
 
-static int pread_all(int fd, struct dbuf *b, size_t len, uint64_t off)
+/* Read len bytes at off a chunk at a time, handing each to fn, which
+ * returns 0 to go on, 1 to stop early (the result is then 1), or -errno. */
+static int pread_chunks(int fd, uint64_t off, uint64_t len,
+			int (*fn)(void *ctx, const char *p, size_t n), void *ctx)
 {
 	char chunk[READ_CHUNK];
 	size_t want;
@@ -478,7 +481,7 @@ static int pread_all(int fd, struct dbuf *b, size_t len, uint64_t off)
 	int rc = 0;
 
 	while (len) {
-		want = len < sizeof(chunk) ? len : sizeof(chunk);
+		want = len < sizeof(chunk) ? (size_t)len : sizeof(chunk);
 		n = pread(fd, chunk, want, (off_t)off);
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -491,49 +494,44 @@ static int pread_all(int fd, struct dbuf *b, size_t len, uint64_t off)
 			rc = -EIO;
 			goto out;
 		}
-		rc = dbuf_add(b, chunk, (size_t)n);
+		rc = fn(ctx, chunk, (size_t)n);
 		if (rc)
 			goto out;
-		len -= (size_t)n;
+		len -= (uint64_t)n;
 		off += (uint64_t)n;
 	}
 out:
 	return rc;
 }
 
+static int chunk_keep(void *ctx, const char *p, size_t n)
+{
+	return dbuf_add(ctx, p, n);
+}
+
+static int pread_all(int fd, struct dbuf *b, size_t len, uint64_t off)
+{
+	return pread_chunks(fd, off, len, chunk_keep, b);
+}
+
+static int chunk_nonzero(void *ctx, const char *p, size_t n)
+{
+	size_t i;
+
+	(void)ctx;
+	for (i = 0; i < n; i++)
+		if (p[i])
+			return 1;
+	return 0;
+}
+
 /* 1 when the size - off bytes at off are all zero (the preallocated
  * space after the last record), 0 when not, or -errno. */
 static int zero_tail(int fd, uint64_t off, uint64_t size)
 {
-	char chunk[READ_CHUNK];
-	size_t want, i;
-	ssize_t n;
-	int rc = 1;
+	int rc = pread_chunks(fd, off, size - off, chunk_nonzero, NULL);
 
-	while (off < size) {
-		want = size - off < sizeof(chunk) ? (size_t)(size - off)
-						  : sizeof(chunk);
-		n = pread(fd, chunk, want, (off_t)off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			rc = -errno;
-			goto out;
-		}
-		if (n == 0) {
-			rc = -EIO; /* shrank under us, as in pread_all */
-			goto out;
-		}
-		for (i = 0; i < (size_t)n; i++) {
-			if (chunk[i]) {
-				rc = 0;
-				goto out;
-			}
-		}
-		off += (uint64_t)n;
-	}
-out:
-	return rc;
+	return rc < 0 ? rc : !rc;
 }
 
 /* Read the frame at off (size bytes in the file).  0 with *rec set, 1 when
