@@ -1000,10 +1000,13 @@ out:
 	return rc;
 }
 
-/* A fresh listing of an item directory handed to cb; 1 (cb not called)
- * when it must be listed. */
+/* A fresh listing of an item directory handed to cb: 0, cb's first
+ * non-zero value, or -errno; *missed set (cb not called) when there is
+ * none and the directory must be listed.  Not a return value of 1: cb
+ * stops a listing with 1 too. */
 static int cached_items(struct cache *c, const char *table,
-			const json_t *pvalue, cache_entry_cb cb, void *ctx)
+			const json_t *pvalue, cache_entry_cb cb, void *ctx,
+			int *missed)
 {
 	struct cmap_iter it = { 0, NULL };
 	struct cache_stat st;
@@ -1018,9 +1021,9 @@ static int cached_items(struct cache *c, const char *table,
 	dbuf_init(&ents, DBUF_CAP_BODY * 4);
 	pthread_mutex_lock(&c->lock);
 	d = cdir_get(c, table, pvalue, 0, 0);
-	if (!d || !cache_fresh(c, d->listed_ms, cache_now_ms())) {
+	*missed = !d || !cache_fresh(c, d->listed_ms, cache_now_ms());
+	if (*missed) {
 		pthread_mutex_unlock(&c->lock);
-		rc = 1;
 		goto out;
 	}
 	while (!rc && cmap_next(d->members, &it, &key, &klen, (void **)&m)) {
@@ -1215,7 +1218,7 @@ int cache_list(struct cache *c, const char *table, const json_t *pvalue,
 	struct dbuf arr;
 	struct centry *e;
 	size_t i, n;
-	int rc;
+	int rc, missed = 0;
 
 	err_clear(err);
 	dbuf_init(&arr, DBUF_CAP_BODY * 4);
@@ -1234,14 +1237,14 @@ int cache_list(struct cache *c, const char *table, const json_t *pvalue,
 			rc = cb(ctx, e[i].value, &e[i].st);
 		goto out;
 	}
-	rc = cached_items(c, table, pvalue, cb, ctx);
+	rc = cached_items(c, table, pvalue, cb, ctx, &missed);
 	pthread_mutex_lock(&c->lock);
-	if (rc == 1)
+	if (missed)
 		c->list_misses++;
 	else
 		c->list_hits++;
 	pthread_mutex_unlock(&c->lock);
-	if (rc == 1)
+	if (missed)
 		rc = list_items(c, table, &s, pvalue, cb, ctx, err);
 out:
 	centries_free(&arr);
