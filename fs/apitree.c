@@ -92,6 +92,17 @@ static int fresh(const struct apitree *t, double at, int ok)
 	return ok && now_s() - at < t->ttl;
 }
 
+/* fresh() of a list's time and flag, read under t->lock. */
+static int fresh_locked(struct apitree *t, const double *at, const int *ok)
+{
+	int r;
+
+	pthread_mutex_lock(&t->lock);
+	r = fresh(t, *at, *ok);
+	pthread_mutex_unlock(&t->lock);
+	return r;
+}
+
 int apiname_escape(struct dbuf *out, const char *name)
 {
 	const unsigned char *p = (const unsigned char *)name;
@@ -329,15 +340,11 @@ static int ensure_apis(struct apitree *t, struct aws_err *err)
 	struct api *old = NULL, *a, *o;
 	int ok, rc = 0;
 
-	pthread_mutex_lock(&t->lock);
-	ok = fresh(t, t->apis_at, t->apis_ok);
-	pthread_mutex_unlock(&t->lock);
+	ok = fresh_locked(t, &t->apis_at, &t->apis_ok);
 	if (ok)
 		return 0;
 	pthread_mutex_lock(&t->refresh_lock);
-	pthread_mutex_lock(&t->lock);
-	ok = fresh(t, t->apis_at, t->apis_ok);
-	pthread_mutex_unlock(&t->lock);
+	ok = fresh_locked(t, &t->apis_at, &t->apis_ok);
 	if (ok)
 		goto out;
 	w.tail = &w.head;
@@ -397,15 +404,11 @@ static int ensure_fns(struct apitree *t, struct aws_err *err)
 	struct fn *old = NULL;
 	int ok, rc = 0;
 
-	pthread_mutex_lock(&t->lock);
-	ok = fresh(t, t->fns_at, t->fns_ok);
-	pthread_mutex_unlock(&t->lock);
+	ok = fresh_locked(t, &t->fns_at, &t->fns_ok);
 	if (ok)
 		return 0;
 	pthread_mutex_lock(&t->refresh_lock);
-	pthread_mutex_lock(&t->lock);
-	ok = fresh(t, t->fns_at, t->fns_ok);
-	pthread_mutex_unlock(&t->lock);
+	ok = fresh_locked(t, &t->fns_at, &t->fns_ok);
 	if (ok)
 		goto out;
 	w.tail = &w.head;

@@ -69,3 +69,14 @@ json_t *tu_json(const char *text)
 		fail_msg("bad JSON in test: %s: %s", jerr.text, text);
 	return j;
 }
+
+void tu_example_creds_env(void)
+{
+	setenv("AWS_CONFIG_FILE", "/nonexistent/config", 1);
+	setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials", 1);
+	unsetenv("AWS_PROFILE");
+	setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE", 1);
+	setenv("AWS_SECRET_ACCESS_KEY",
+	       "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", 1);
+	unsetenv("AWS_SESSION_TOKEN");
+}

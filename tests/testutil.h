@@ -12,6 +12,9 @@
 const char *tu_fixtures(void);
 /* Unset every AWS_* variable dynfs reads. */
 void tu_clear_aws_env(void);
+/* The AWS SigV4 test suite's example keys in the environment, and no
+ * profile, files or session token: what a client fixture signs with. */
+void tu_example_creds_env(void);
 /* Make /tmp/dynfs-TAG-XXXXXX into buf and point HOME at it; 0 or -1. */
 int tu_home_new(char *buf, size_t size, const char *tag);
 /* Remove dir and everything below it; 0 or -1. */

@@ -19,6 +19,7 @@
 #include "backend/http.h"
 #include "backend/svc.h"
 #include "tests/scripted.h"
+#include "tests/testutil.h"
 
 #define EP "https://apigateway.us-east-1.amazonaws.com"
 #define MAX_ROUTES 16
@@ -82,13 +83,7 @@ static void fixture_free(struct fixture *f)
 static int setup_env(void **state)
 {
 	(void)state;
-	setenv("AWS_CONFIG_FILE", "/nonexistent/config", 1);
-	setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials", 1);
-	unsetenv("AWS_PROFILE");
-	setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE", 1);
-	setenv("AWS_SECRET_ACCESS_KEY",
-	       "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", 1);
-	unsetenv("AWS_SESSION_TOKEN");
+	tu_example_creds_env();
 	return 0;
 }
 

@@ -18,6 +18,7 @@
 #include "backend/http.h"
 #include "backend/svc.h"
 #include "tests/scripted.h"
+#include "tests/testutil.h"
 
 /* The fake network (tests/scripted.h); setup_env empties it. */
 static struct script S;
@@ -104,13 +105,7 @@ static int setup_env(void **state)
 {
 	(void)state;
 	script_reset(&S);
-	setenv("AWS_CONFIG_FILE", "/nonexistent/config", 1);
-	setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials", 1);
-	unsetenv("AWS_PROFILE");
-	setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE", 1);
-	setenv("AWS_SECRET_ACCESS_KEY",
-	       "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", 1);
-	unsetenv("AWS_SESSION_TOKEN");
+	tu_example_creds_env();
 	return 0;
 }
 
