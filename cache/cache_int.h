@@ -34,7 +34,8 @@ struct citem {
 	uint64_t version;        /* bumps when the text changes */
 	uint64_t read_version;   /* version the last cache_item_read gave */
 	uint64_t at_ms;          /* when state was learned; 0: stale */
-	uint64_t seq;            /* cache seq of the last local write */
+	uint64_t seq;            /* cache seq of the last local write, or of
+				  * when the last of them reached DynamoDB */
 	unsigned pending;        /* write-back ops not yet in DynamoDB */
 	unsigned holds;          /* open files of the key (cache_item_hold) */
 	json_t *local;           /* the image last written here */
@@ -103,7 +104,7 @@ struct cache {
 	struct cmap *schemas; /* table -> struct ctable */
 	struct cmap *items;   /* item id -> struct citem */
 	struct cmap *dirs;    /* dir id -> struct cdir */
-	uint64_t seq;         /* counts local writes */
+	uint64_t seq;         /* counts local writes and their landings */
 	uint64_t version;     /* counts text versions */
 
 	struct wbc *wbc;      /* write-back queue; NULL: write-through */

@@ -311,6 +311,12 @@ static void pending_add(struct cache *c, const struct dbuf *id,
 		r->pending = 0;
 	else
 		r->pending += delta;
+	/* The last write reached DynamoDB: a listing that started while it
+	 * was pending may have scanned past the key before it landed, so
+	 * for that listing the record counts as written after its start
+	 * (merged, never taken as deleted). */
+	if (delta < 0 && !r->pending)
+		r->seq = ++c->seq;
 }
 
 /* Link o behind the newest op on the key id; 0 or -ENOMEM. */
