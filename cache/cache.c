@@ -1,5 +1,6 @@
 /* cache: life cycle, the table list, key schemas and canonical ids. */
 #include "cache/cache_int.h"
+#include "cache/getq.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -51,7 +52,9 @@ int cache_new(struct cache **out, struct ddb *ddb,
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_mutex_init(&c->scratch_lock, NULL);
 	dbuf_init(&c->tables, DBUF_CAP_BODY);
-	rc = cmap_new(&c->schemas, ctable_free);
+	rc = getq_new(&c->getq, ddb);
+	if (!rc)
+		rc = cmap_new(&c->schemas, ctable_free);
 	if (!rc)
 		rc = cmap_new(&c->items, cache_citem_free);
 	if (!rc)
@@ -82,6 +85,7 @@ void cache_free(struct cache *c)
 	cmap_free(c->dirs);
 	cmap_free(c->items);
 	cmap_free(c->schemas);
+	getq_free(c->getq);
 	pthread_mutex_destroy(&c->lock);
 	pthread_mutex_destroy(&c->scratch_lock);
 	dbuf_free(&c->tables);

@@ -90,6 +90,7 @@ struct ctable {
 
 struct cache {
 	struct ddb *ddb;
+	struct getq *getq; /* reads of single items */
 	uint64_t ttl_ms;
 	enum ddbjson_format fmt;
 	time_t mount_time;

@@ -11,6 +11,7 @@
  * held; their results are applied afterwards, except to records written
  * locally since the request started (seq), whose local state is newer. */
 #include "cache/cache_int.h"
+#include "cache/getq.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -1408,7 +1409,7 @@ again:
 	c->misses++;
 	pthread_mutex_unlock(&c->lock);
 
-	rc = ddb_get_item(c->ddb, table, (json_t *)key, 1, &item, err);
+	rc = getq_get(c->getq, table, &s, key, &item, err);
 	if (rc && rc != -ENOENT && stale_ok(rc)) {
 		/* DynamoDB out of reach: what was read before still
 		 * serves, as a disconnected NFS client would. */

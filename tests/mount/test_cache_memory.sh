@@ -8,7 +8,8 @@
 # without a Scan, and reads of dropped items fetch them again; writes
 # through the small cache land; when the listings kept exceed the cache
 # the oldest is dropped and lists again; a listing too large to keep (its
-# names alone over half the cache) is still complete and within the cap.
+# names alone over half the cache) is still complete and within the cap,
+# and concurrent reads of its dropped items share BatchGetItem requests.
 # shellcheck disable=SC2016 # single-quoted scripts for bash -c are deliberate
 set -euo pipefail
 . "${DYNFS_SOURCE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/lib/common.sh"
@@ -150,5 +151,30 @@ fh_run stat -c %s "$FH_T/big/item-05999.json" "$FH_T/big/item-00007.json"
 check_eq "stat of names of the large listing" 0 "$FH_RC"
 check_py "a name not in the table is ENOENT" ENOENT stat "$FH_T/big/item-99999.json"
 check_within_cap "after the lookups"
+
+# Reads that come at once, of items no kept listing holds (xargs -P 8):
+# they share BatchGetItem requests (cache/getq.c), and every text is the
+# checker's.
+for ((i = 0; i < N2; i += 15)); do
+	printf '%s/item-%05d.json\n' "$FH_T/big" "$i"
+done >"$FH_WORK/paths"
+nk="$(wc -l <"$FH_WORK/paths")"
+g0="$(sv requests_GetItem)" b0="$(sv requests_BatchGetItem)"
+fh_run xargs -a "$FH_WORK/paths" -P 8 -n 10 cat
+check_eq "$nk items read by 8 readers at once" 0 "$FH_RC"
+check_eq "each text is the item the checker reads" \
+	"$(ddbc scan big | jq -S -c 'select(.pk.S | test("^item-")) |
+		select((.pk.S[5:] | tonumber) % 15 == 0) |
+		{pk: .pk.S, n: (.n.N | tonumber), pad: .pad.S,
+		 l: [(.l.L[0].N | tonumber), .l.L[1].BOOL]}' | LC_ALL=C sort)" \
+	"$(printf '%s' "$FH_OUT" | jq -S -c . | LC_ALL=C sort)"
+g1="$(sv requests_GetItem)" b1="$(sv requests_BatchGetItem)"
+if ((${b1:-0} - ${b0:-0} >= 1 && g1 - g0 + b1 - b0 < nk)); then
+	pass "concurrent reads were batched: $((g1 - g0)) GetItem + $((b1 - b0)) BatchGetItem for $nk reads"
+else
+	fail "concurrent reads were not batched" "BatchGetItem >= 1, fewer requests than $nk reads" \
+		"GetItem $((g1 - g0)), BatchGetItem $((${b1:-0} - ${b0:-0}))"
+fi
+check_within_cap "after the concurrent reads"
 fh_unmount
 fh_summary
