@@ -117,7 +117,9 @@ typedef int (*cache_entry_cb)(void *ctx, const json_t *value,
  * older than ttl; a new listing reaches cb page by page as Scan or Query
  * return them (no cache lock held), so a table larger than the cache
  * streams through it.  A non-zero value from cb ends the calls to cb and
- * is returned (the listing itself still completes). */
+ * is returned; after a positive one the listing itself still completes
+ * (and is kept), after a negative one (-errno: the reader is gone) it
+ * ends at its next page and is not kept. */
 int cache_list(struct cache *c, const char *table, const json_t *pvalue,
 	       cache_entry_cb cb, void *ctx, struct aws_err *err);
 

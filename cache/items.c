@@ -867,6 +867,10 @@ static int list_page(void *ctx, json_t *items)
 		rendered_free(&rds[i]);
 	if (!rc)
 		rc = pents_emit(&l->ents, l->cb, l->ctx, &l->stop);
+	/* A callback's error (its reader is gone) ends the Scan: the
+	 * listing is then not kept. */
+	if (!rc && l->stop < 0)
+		rc = l->stop;
 	dbuf_reset(&l->ents);
 	return rc;
 }

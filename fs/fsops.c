@@ -855,6 +855,7 @@ struct dirlist {
 	char *path;
 	pthread_t tid;
 	int started;        /* tid runs (joined by dirlist_end) */
+	int stop;           /* under lock: the handle is closing */
 };
 
 struct dynfs_fill {
@@ -897,7 +898,9 @@ static int fill_add(struct dynfs_fill *f, enum dent_kind kind,
 	int rc;
 
 	pthread_mutex_lock(&f->dl->lock);
-	rc = dent_add(&f->dl->ents, kind, name, size, mtime, st);
+	/* Nobody will read the rest: the Scan stops at its next page. */
+	rc = f->dl->stop ? -ECANCELED
+			 : dent_add(&f->dl->ents, kind, name, size, mtime, st);
 	pthread_cond_broadcast(&f->dl->more);
 	pthread_mutex_unlock(&f->dl->lock);
 	return rc;
@@ -1058,14 +1061,19 @@ static void *dirlist_main(void *arg)
 	return NULL;
 }
 
-/* Wait for the listing's thread (a handle closed early waits for the
- * listing to end) and free it. */
+/* Stop the listing's thread (a handle closed early, as by `ls | head` or
+ * find -quit, ends the Scan at its next page instead of reading the whole
+ * table), wait for it and free it. */
 static void dirlist_end(struct dirlist *dl)
 {
 	if (!dl)
 		return;
-	if (dl->started)
+	if (dl->started) {
+		pthread_mutex_lock(&dl->lock);
+		dl->stop = 1;
+		pthread_mutex_unlock(&dl->lock);
 		pthread_join(dl->tid, NULL);
+	}
 	pthread_cond_destroy(&dl->more);
 	pthread_mutex_destroy(&dl->lock);
 	dbuf_free(&dl->ents);

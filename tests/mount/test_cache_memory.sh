@@ -9,7 +9,8 @@
 # through the small cache land; when the listings kept exceed the cache
 # the oldest is dropped and lists again; a listing too large to keep (its
 # names alone over half the cache) is still complete and within the cap,
-# and concurrent reads of its dropped items share BatchGetItem requests.
+# concurrent reads of its dropped items share BatchGetItem requests, and
+# closing it after one entry stops its Scan.
 # shellcheck disable=SC2016 # single-quoted scripts for bash -c are deliberate
 set -euo pipefail
 . "${DYNFS_SOURCE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/lib/common.sh"
@@ -176,5 +177,25 @@ else
 		"GetItem $((g1 - g0)), BatchGetItem $((${b1:-0} - ${b0:-0}))"
 fi
 check_within_cap "after the concurrent reads"
+
+# A directory closed after its first entries (ls | head, find -quit) ends
+# its Scan at the next page instead of reading the whole table: a full
+# listing of these 6001 items takes at least 24 pages.
+s0="$(sv requests_Scan)"
+fh_run python3 -c 'import os, sys
+it = os.scandir(sys.argv[1]); next(it); it.close()' "$FH_T/big"
+check_eq "open, read one entry, close" 0 "$FH_RC"
+sleep 1 # RELEASEDIR reaches the daemon after close() returns
+s1="$(sv requests_Scan)"
+sleep 1
+s2="$(sv requests_Scan)"
+if ((s1 - s0 <= 12 && s2 == s1)); then
+	pass "closing the directory early stopped its Scan after $((s1 - s0)) pages"
+else
+	fail "closing the directory early did not stop its Scan" "<= 12 pages, then none" \
+		"$((s1 - s0)) pages, then $((s2 - s1)) more"
+fi
+fh_run ls -A "$FH_T/big"
+check_eq "the next listing is complete" "$want_names" "$(printf '%s' "$FH_OUT" | LC_ALL=C sort)"
 fh_unmount
 fh_summary
