@@ -26,7 +26,7 @@ packages=(
 	meson ninja-build pkg-config gcc
 	libfuse3-dev fuse3
 	libcurl4-openssl-dev libssl-dev libjansson-dev libcmocka-dev zlib1g-dev
-	valgrind awscli jq vim-nox curl python3 ca-certificates
+	valgrind strace awscli jq vim-nox curl python3 ca-certificates
 	libwebsockets-dev openssl gnuplot-nox
 )
 

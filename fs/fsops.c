@@ -1285,6 +1285,9 @@ static int item_file_open(struct dynfs *fs, const char *path, struct node *n,
 	/* Keep the kernel's pages only when they hold this very text. */
 	fi->keep_cache = same && !f->gen;
 	fi->direct_io = 0;
+	/* A reader's close has nothing to save: no FLUSH round trip
+	 * (find | xargs cat closes every item it reads). */
+	fi->noflush = !writable && !f->pending;
 	*out = f;
 	f = NULL;
 out:
@@ -2288,13 +2291,19 @@ static int top_utimens(const char *path, const struct timespec tv[2],
 	return dynfs_utimens(path, tv, fi);
 }
 
-/* Extended attributes exist only on apifs files; tables' files have
- * none, and say so quickly (ls -l asks for every file). */
+/* Extended attributes exist only on apifs files (user.*); tables' files
+ * have none.  dynfs has no SELinux labels, POSIX ACLs or file
+ * capabilities, and says so with EOPNOTSUPP rather than ENODATA: ls -l
+ * asks for security.selinux and system.posix_acl_access of every file,
+ * but stops asking for a whole device once it hears "not supported",
+ * which saves two round trips per listed file. */
 static int top_getxattr(const char *path, const char *name, char *value,
 			size_t size)
 {
 	struct dynfs *fs = dynfs_get();
 
+	if (!strncmp(name, "security.", 9) || !strncmp(name, "system.", 7))
+		return -EOPNOTSUPP;
 	if (api_path(fs, path))
 		return apifs_getxattr(fs->apifs, path, name, value, size);
 	return -ENODATA;

@@ -41,6 +41,18 @@ EOF
 EOF
 }
 
+# bulk: a table of BULK_N items for check_xattr_ls, made by the checker.
+BULK_N=200
+make_bulk_table() {
+	local i
+	ddbc create-table bulk pk:S
+	for ((i = 1; i <= BULK_N; i++)); do
+		printf '{"pk":{"S":"k%03d"},"v":{"N":"%d"}}\n' "$i" "$i"
+	done >"$FH_WORK/bulk.items"
+	ddbc put-many bulk <"$FH_WORK/bulk.items"
+	[[ "$(ddbc count bulk)" == "$BULK_N" ]] || fh_fatal "the checker did not make $BULK_N items in bulk"
+}
+
 # item TABLE KEYJSON: the checker's item, compact, sorted, sets in order.
 item() {
 	ddb_get "$1" "$2" | jq -S -c "$CANON"
@@ -211,6 +223,56 @@ PY
 		"$(want '{"pk":{"S":"new"},"v":{"S":"fresh"}}')" "$(item fresh '{"pk":{"S":"new"}}')"
 }
 
+# GNU ls -l asks lgetxattr(security.selinux) and getxattr(system.posix_acl_access)
+# of every file, but remembers "not supported" per st_dev: with EOPNOTSUPP it
+# asks once per mount, with ENODATA twice per file.  A fresh ls -l of a table
+# of BULK_N items under strace must make a handful of calls, all EOPNOTSUPP.
+# strace that cannot run (no strace, ptrace forbidden) fails the check.
+check_xattr_ls() {
+	local trace="$FH_WORK/ls-l.strace" calls n bad
+	if ! strace -o /dev/null true 2>"$FH_WORK/strace.err"; then
+		fail "strace cannot run here, so ls -l's getxattr calls cannot be counted: $(head -c 400 "$FH_WORK/strace.err")"
+		return 0
+	fi
+	fh_run strace -f -e trace=getxattr,lgetxattr,fgetxattr -o "$trace" ls -l "$FH_T/bulk"
+	if [[ "$FH_RC" != 0 ]]; then
+		fail "strace ls -l tables/bulk: expected success, got $(fh_how)"
+		return 0
+	fi
+	check_eq "strace ls -l tables/bulk lists all $BULK_N items" "$BULK_N" "$(grep -c '\.json$' <<<"$FH_OUT")"
+	calls="$(grep -E '^[0-9]+ +[lf]?getxattr\(' "$trace" || true)"
+	n="$(grep -c . <<<"$calls" || true)"
+	tl_log "ls -l of $BULK_N items made $n getxattr-family calls"
+	if ((n >= 1 && n <= 4)); then
+		pass "ls -l of $BULK_N items makes $n getxattr calls (at most 4, not 2 per file)"
+	else
+		fail "getxattr-family calls of ls -l over $BULK_N items (strace log $trace)" "1 to 4" \
+			"$n:"$'\n'"$(head -n 10 <<<"$calls")"
+	fi
+	bad="$(grep -v -- '= -1 EOPNOTSUPP ' <<<"$calls" || true)"
+	check_eq "every getxattr of ls -l answered EOPNOTSUPP" "" "$bad"
+}
+
+# security.* and system.* xattrs of an item are EOPNOTSUPP (errno 95), not
+# ENODATA; user.* ones on tables/ stay ENODATA.
+XATTR_PY='
+import errno, os, sys
+for name in sys.argv[2:]:
+    try:
+        os.getxattr(sys.argv[1], name)
+        print(name, "OK")
+    except OSError as e:
+        print(name, "EOPNOTSUPP" if e.errno == errno.EOPNOTSUPP
+              else errno.errorcode.get(e.errno, str(e.errno)))
+'
+check_xattr_errnos() {
+	fh_run python3 -c "$XATTR_PY" "$FH_T/bulk/k001.json" \
+		security.selinux system.posix_acl_access user.dynfs.none
+	check_eq "getxattr of security.selinux and system.posix_acl_access on an item" \
+		$'security.selinux EOPNOTSUPP\nsystem.posix_acl_access EOPNOTSUPP\nuser.dynfs.none ENODATA\n' \
+		"$FH_OUT${FH_ERR:+ stderr: $FH_ERR}"
+}
+
 check_final_state() {
 	check_eq "checker: items holds exactly the expected keys" \
 		'["a","fromscratch","keep","m2","new","new2","r2"]' \
@@ -222,8 +284,11 @@ check_final_state() {
 }
 
 make_tables
+make_bulk_table
 fh_mount mnt
 check_excl
+check_xattr_ls
+check_xattr_errnos
 check_cp
 check_mv
 check_rm
