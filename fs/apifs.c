@@ -558,8 +558,8 @@ int apifs_getxattr(struct apifs *a, const char *path, const char *name,
 	struct dbuf v;
 	int rc;
 
-	/* ls -l asks for security.* and system.* of every file: answered
-	 * without a listing. */
+	/* Other names (security.* and system.* never get here): none,
+	 * answered without a listing. */
 	if (strncmp(name, XA_PREFIX, strlen(XA_PREFIX)))
 		return -ENODATA;
 	rc = resolve(a, path, &t);
