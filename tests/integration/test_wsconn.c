@@ -72,32 +72,46 @@ static void url_for(char *buf, size_t size, int tls, const char *path)
 		 tls ? wss_port : ws_port, path);
 }
 
-/* Opens url with the test CA; returns the rc, *why kept for asserts. */
-static int try_open(struct wsconn **c, const char *url, struct dbuf *why)
+/* Opens url on hub h (its CA); returns the rc, *why kept for asserts. */
+static int try_open_on(struct wsconn_hub *h, struct wsconn **c,
+		       const char *url, struct dbuf *why)
 {
 	struct wsconn_opts o;
 
 	memset(&o, 0, sizeof(o));
 	o.url = url;
 	o.connect_timeout_ms = 5000;
-	return wsconn_open(hub, c, &o, why);
+	return wsconn_open(h, c, &o, why);
 }
 
-static struct wsconn *open_ok(const char *path, int tls)
+/* Opens url with the test CA; returns the rc, *why kept for asserts. */
+static int try_open(struct wsconn **c, const char *url, struct dbuf *why)
+{
+	return try_open_on(hub, c, url, why);
+}
+
+/* Opens url on hub h, or fails the test. */
+static struct wsconn *open_on_ok(struct wsconn_hub *h, const char *url)
 {
 	struct wsconn *c = NULL;
 	struct dbuf why;
-	char url[256];
 	int rc;
 
-	url_for(url, sizeof(url), tls, path);
 	dbuf_init(&why, DBUF_CAP_SMALL);
-	rc = try_open(&c, url, &why);
+	rc = try_open_on(h, &c, url, &why);
 	if (rc != 0)
 		fail_msg("wsconn_open(%s): %d: %s", url, rc, dbuf_str(&why));
 	dbuf_free(&why);
 	assert_non_null(c);
 	return c;
+}
+
+static struct wsconn *open_ok(const char *path, int tls)
+{
+	char url[256];
+
+	url_for(url, sizeof(url), tls, path);
+	return open_on_ok(hub, url);
 }
 
 static void send_str(struct wsconn *c, const char *s)
@@ -817,11 +831,9 @@ static void test_second_hub(void **state)
 {
 	struct wsconn_hub_opts ho;
 	struct wsconn_hub *h2 = NULL;
-	struct wsconn_opts o;
 	struct wsconn *a, *b = NULL;
 	struct dbuf why;
 	char url[256];
-	int rc;
 
 	(void)state;
 	a = open_ok("/echo", 1);
@@ -829,13 +841,7 @@ static void test_second_hub(void **state)
 	ho.ca_file = ca_file;
 	assert_int_equal(wsconn_hub_new(&h2, &ho), 0);
 	url_for(url, sizeof(url), 1, "/echo");
-	memset(&o, 0, sizeof(o));
-	o.url = url;
-	o.connect_timeout_ms = 5000;
-	dbuf_init(&why, DBUF_CAP_SMALL);
-	rc = wsconn_open(h2, &b, &o, &why);
-	if (rc)
-		fail_msg("open on a second hub: %d: %s", rc, dbuf_str(&why));
+	b = open_on_ok(h2, url);
 	/* The hub is let go first; it ends with its connection. */
 	wsconn_hub_free(h2);
 	send_str(b, "two");
@@ -844,14 +850,13 @@ static void test_second_hub(void **state)
 	send_str(a, "one");
 	expect(a, "one\n");
 	wsconn_close(a);
-	dbuf_free(&why);
 
 	/* A CA file that cannot be read fails the connect, not the hub. */
 	ho.ca_file = "/nonexistent/ca.pem";
 	assert_int_equal(wsconn_hub_new(&h2, &ho), 0);
 	dbuf_init(&why, DBUF_CAP_SMALL);
 	b = NULL;
-	assert_int_equal(wsconn_open(h2, &b, &o, &why), -EIO);
+	assert_int_equal(try_open_on(h2, &b, url, &why), -EIO);
 	assert_non_null(strstr(dbuf_str(&why), "CA file"));
 	assert_null(b);
 	wsconn_hub_free(h2);
@@ -946,9 +951,7 @@ static void test_keepalive(void **state)
 {
 	struct wsconn_hub_opts ho;
 	struct wsconn_hub *h = NULL;
-	struct wsconn_opts o;
-	struct wsconn *c = NULL;
-	struct dbuf why;
+	struct wsconn *c;
 	char url[256];
 
 	(void)state;
@@ -958,18 +961,12 @@ static void test_keepalive(void **state)
 	ho.hangup_s = 2;
 	assert_int_equal(wsconn_hub_new(&h, &ho), 0);
 	url_for(url, sizeof(url), 1, "/echo");
-	memset(&o, 0, sizeof(o));
-	o.url = url;
-	o.connect_timeout_ms = 5000;
-	dbuf_init(&why, DBUF_CAP_SMALL);
-	if (wsconn_open(h, &c, &o, &why))
-		fail_msg("open: %s", dbuf_str(&why));
+	c = open_on_ok(h, url);
 	usleep(2500 * 1000);
 	send_str(c, "alive");
 	expect(c, "alive\n");
 	wsconn_close(c);
 	wsconn_hub_free(h);
-	dbuf_free(&why);
 }
 
 /* A peer that completes the upgrade and then stays silent, pongs
@@ -1029,9 +1026,7 @@ static void test_keepalive_hangup(void **state)
 	socklen_t sl = sizeof(sa);
 	struct wsconn_hub_opts ho;
 	struct wsconn_hub *h = NULL;
-	struct wsconn_opts o;
-	struct wsconn *c = NULL;
-	struct dbuf why;
+	struct wsconn *c;
 	char url[64], buf[16];
 	long t0;
 	ssize_t r;
@@ -1053,12 +1048,7 @@ static void test_keepalive_hangup(void **state)
 	ho.hangup_s = 2;
 	assert_int_equal(wsconn_hub_new(&h, &ho), 0);
 	snprintf(url, sizeof(url), "ws://127.0.0.1:%d/mute", m.port);
-	memset(&o, 0, sizeof(o));
-	o.url = url;
-	o.connect_timeout_ms = 5000;
-	dbuf_init(&why, DBUF_CAP_SMALL);
-	if (wsconn_open(h, &c, &o, &why))
-		fail_msg("open: %s", dbuf_str(&why));
+	c = open_on_ok(h, url);
 	t0 = now_ms();
 	r = wsconn_recv(c, buf, sizeof(buf), 0);
 	assert_int_equal(r, -ECONNRESET);
@@ -1068,7 +1058,6 @@ static void test_keepalive_hangup(void **state)
 	wsconn_hub_free(h);
 	assert_int_equal(pthread_join(m.thread, NULL), 0);
 	close(m.lfd);
-	dbuf_free(&why);
 }
 
 static int hub_setup(void **state)

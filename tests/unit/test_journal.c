@@ -196,6 +196,26 @@ static char *read_file_all(const char *path, size_t *len)
 	return p;
 }
 
+/* The journal image of records 0-3 (small) then 4 (a 300-byte value):
+ * *last is where record 4's frame starts, *total the image's length. */
+static char *five_records_image(struct fx *fx, uint64_t *last,
+				uint64_t *total)
+{
+	struct journal *j = open_ok(fx->dir);
+	size_t len;
+	char *img;
+
+	for (int i = 0; i < 4; i++)
+		append_ok(j, rec_new(i, 20), 0);
+	*last = journal_size(j);
+	append_ok(j, rec_new(4, 300), 0);
+	*total = journal_size(j);
+	journal_close(j);
+	img = read_file_all(fx->file, &len);
+	assert_int_equal(len, *total);
+	return img;
+}
+
 /* ---- tests ------------------------------------------------------------ */
 
 static void test_round_trip(void **state)
@@ -294,19 +314,9 @@ static void test_torn_tail(void **state)
 {
 	struct fx *fx = *state;
 	const int ns[] = { 0, 1, 2, 3, 4 };
-	struct journal *j = open_ok(fx->dir);
+	struct journal *j;
 	uint64_t last, total;
-	size_t len;
-	char *img;
-
-	for (int i = 0; i < 4; i++)
-		append_ok(j, rec_new(i, 20), 0);
-	last = journal_size(j);
-	append_ok(j, rec_new(4, 300), 0);
-	total = journal_size(j);
-	journal_close(j);
-	img = read_file_all(fx->file, &len);
-	assert_int_equal(len, total);
+	char *img = five_records_image(fx, &last, &total);
 
 	/* Every cut inside the last frame, header included. */
 	for (uint64_t cut = last; cut <= total; cut++) {
@@ -519,21 +529,13 @@ static void test_torn_into_zeros(void **state)
 {
 	struct fx *fx = *state;
 	const int ns[] = { 0, 1, 2, 3, 4 };
-	struct journal *j = open_ok(fx->dir);
+	struct journal *j;
 	uint64_t last, total;
 	struct dbuf why;
-	size_t len, n, gap;
-	char *img, *buf;
+	size_t n, gap;
+	char *img = five_records_image(fx, &last, &total), *buf;
 
 	dbuf_init(&why, DBUF_CAP_SMALL);
-	for (int i = 0; i < 4; i++)
-		append_ok(j, rec_new(i, 20), 0);
-	last = journal_size(j);
-	append_ok(j, rec_new(4, 300), 0);
-	total = journal_size(j);
-	journal_close(j);
-	img = read_file_all(fx->file, &len);
-	assert_int_equal(len, total);
 
 	for (uint64_t cut = last; cut <= total; cut++) {
 		n = replay_image(fx, img, (size_t)cut, 8192, &why);
