@@ -6,13 +6,21 @@
 #   contrib/bench.sh [--quick] [--out DIR] [--sizes 1000,10000,100000]
 #                    [--items N] [--runs N] [--big-runs N] [--cache-size MB]
 #                    [--dynfs PATH] [--mount-opts OPTS] [--no-cli]
-#                    [--only c | --only LETTERS]
+#                    [--no-floor] [--only c | --only LETTERS]
 #
 #   (a) ls -l of an N-item table from a fresh mount   vs  a paginated SDK Scan
 #   (b) reading every item file from a fresh mount    vs  the same SDK Scan
 #   (c) cp of N JSON files into an empty table, until flushed
 #                                                     vs  SDK BatchWriteItem, 4 in flight
 #   (d) (a) at every size of --sizes, and the daemon's peak RSS (VmHWM)
+#
+# The FUSE floor: (b) and (c) are also run on floorfs (contrib/floorfs.c,
+# built next to dynfs), a FUSE filesystem that answers from memory with
+# every round-trip saving on, so the report shows what FUSE alone costs
+# here: (b) with the texts pushed into the page cache (OPEN and RELEASE
+# per file) and without (OPEN, READ, RELEASE, as dynfs does); (c) with
+# bytes dropped, and with an fdatasync per close as dynfs's journal does.
+# --no-floor skips it.
 #
 # --only c measures (c) alone: no table is loaded, (a), (b) and (d) are
 # skipped, and only (c) is reported (summary.txt, results.csv; no plot).
@@ -50,6 +58,7 @@ CACHE_MB=64
 DYNFS="${DYNFS_BIN:-$ROOT/build/dynfs}"
 MOUNT_OPTS=
 CLI=1
+FLOOR=1
 ONLY=
 while (($#)); do
 	case "$1" in
@@ -71,6 +80,7 @@ while (($#)); do
 	--mount-opts) MOUNT_OPTS="${2:?}"; shift ;;
 	--mount-opts=*) MOUNT_OPTS="${1#*=}" ;;
 	--no-cli) CLI=0 ;;
+	--no-floor) FLOOR=0 ;;
 	--only) ONLY="${2:?--only needs a figure}"; shift ;;
 	--only=*) ONLY="${1#*=}" ;;
 	-h | --help) usage 0 ;;
@@ -123,6 +133,12 @@ command -v gnuplot >/dev/null || { say "gnuplot is missing: no plot"; GNUPLOT=0;
 
 mkdir -p "$OUT"
 OUT="$(realpath "$OUT")"
+
+FLOORFS="$(dirname "$DYNFS")/floorfs"
+if ((FLOOR)) && [[ ! -x "$FLOORFS" ]]; then
+	say "no floorfs next to $DYNFS: the FUSE floor is skipped"
+	FLOOR=0
+fi
 
 # --- the rig -------------------------------------------------------------------
 tl_mktemp_dir
@@ -197,6 +213,66 @@ unmount_dynfs() {
 	DPID=
 }
 
+# --- the FUSE floor (floorfs) -----------------------------------------------------
+FPID=
+FMNT=
+cleanup_floor() {
+	[[ -z "$FMNT" ]] || tl_unmount "$FMNT"
+	[[ -z "$FPID" ]] || tl_kill_child "$FPID"
+	FPID=
+}
+tl_cleanup_push cleanup_floor
+
+mount_floor() { # OPTS
+	FMNT="$WORK/fmnt"
+	mkdir -p "$FMNT"
+	# -s: one thread answers every request, which measured faster for
+	# these one-file-at-a-time workloads than libfuse's thread pool.
+	"$FLOORFS" -f -s -o "$1" "$FMNT" </dev/null 2>>"$WORK/floorfs.log" &
+	FPID=$!
+	local deadline=$((SECONDS + 30))
+	until tl_is_mounted "$FMNT"; do
+		if ! tl_pid_running "$FPID" || ((SECONDS >= deadline)); then
+			tail -n 5 "$WORK/floorfs.log" >&2 || true
+			die "floorfs did not mount (-o $1)"
+		fi
+		sleep 0.05
+	done
+}
+
+unmount_floor() {
+	fusermount3 -u "$FMNT" || { fusermount3 -uz "$FMNT" 2>/dev/null || true; }
+	tl_wait_exit "$FPID" 60 || tl_kill_child "$FPID"
+	FPID=
+}
+
+# (b) on floorfs: N files of SIZE bytes, from a fresh mount.
+floor_read() { # N SIZE RUN
+	local how
+	for how in prefill read; do
+		mount_floor "items=$1,item_size=$2$([[ $how == prefill ]] && printf ,prefill)"
+		start_clock
+		find "$FMNT" -name '*.json' -print0 | xargs -0 cat >/dev/null 2>"$WORK/read.err" ||
+			say "warning: reading floorfs failed: $(head -c 300 "$WORK/read.err")"
+		record read "$1" "floor_$how" "$3" "$(stop_clock)"
+		unmount_floor
+	done
+}
+
+# (c) on floorfs: cp of the files of SRC into a fresh mount.
+floor_copy() { # N SRC RUN
+	local how
+	for how in drop fsync; do
+		rm -f "$WORK/floor.journal"
+		mount_floor "items=0$([[ $how == fsync ]] && printf ,journal=%s "$WORK/floor.journal")"
+		start_clock
+		find "$2" -maxdepth 1 -name '*.json' -print0 | xargs -0 cp -t "$FMNT/" 2>"$WORK/cp.err" ||
+			say "warning: cp into floorfs failed: $(head -c 300 "$WORK/cp.err")"
+		record cp "$1" "floor_$how" "$3" "$(stop_clock)"
+		unmount_floor
+	done
+}
+
 # --- figures -----------------------------------------------------------------------
 T0=
 start_clock() { T0="$EPOCHREALTIME"; }
@@ -260,7 +336,7 @@ bench_list() {
 
 # (b): every item file read from a fresh mount.
 bench_read() {
-	local n="$1" t r rc
+	local n="$1" t r rc size=
 	t="bench_$n"
 	for ((r = 1; r <= RUNS; r++)); do
 		mount_dynfs
@@ -270,10 +346,16 @@ bench_read() {
 		record read "$n" dynfs "$r" "$(stop_clock)"
 		((rc == 0)) || say "warning: reading the files failed ($rc): $(head -c 300 "$WORK/read.err")"
 		record rss_read "$n" dynfs "$r" "$(daemon_rss_mb)" MB
+		# The floor's files get the mean size of the items' texts.
+		[[ -n "$size" ]] || size="$(find "$MNT/tables/$t" -name '*.json' -printf '%s\n' |
+			awk '{ s += $1 } END { if (NR) printf "%d", s / NR }')"
 		unmount_dynfs
+		if ((FLOOR)); then floor_read "$n" "${size:-400}" "$r"; fi
 	done
 	settle read "$n" dynfs
 	settle rss_read "$n" dynfs
+	settle read "$n" floor_prefill
+	settle read "$n" floor_read
 }
 
 # Wait until the daemon says it has nothing left to write (the write-back
@@ -319,6 +401,7 @@ bench_copy() {
 			record rss_cp "$n" dynfs "$r" "$rss" MB
 		fi
 		check_count "$t" "$n" "dynfs cp" || record cp_missing "$n" dynfs "$r" 1 flag
+		if ((FLOOR)); then floor_copy "$n" "$WORK/cpsrc" "$r"; fi
 	done
 	for ((r = 1; r <= RUNS; r++)); do
 		sdk reset "$t"
@@ -343,6 +426,8 @@ bench_copy() {
 	settle cp "$n" dynfs
 	settle rss_cp "$n" dynfs
 	settle cp "$n" sdk
+	settle cp "$n" floor_drop
+	settle cp "$n" floor_fsync
 	((CLI)) && settle cp "$n" cli
 	return 0
 }
@@ -351,6 +436,42 @@ bench_copy() {
 say "dynfs $DYNFS (-o $DOPTS)"
 say "DynamoDB Local $EP; sizes ${SIZE_LIST[*]}; main size $ITEMS; runs $RUNS (big: $BIG_RUNS); CLI $([[ $CLI == 1 ]] && echo yes || echo no)"
 ((HAS_CACHE_SIZE)) || say "this dynfs has no -o cache_size: the RSS goal is reported against $CACHE_MB MB anyway"
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "nan" || b == "nan" || b + 0 == 0) print "nan"; else printf "%.2f", a / b }'; }
+meets() { awk -v r="$1" -v g="$2" 'BEGIN { if (r == "nan") print "?"; else print (r + 0 <= g + 0 ? "yes" : "NO") }'; }
+
+# The floor's rows of results.csv and of the summary, for the figures
+# given (b, c): how fast a FUSE filesystem that does nothing is here.
+# Each row: figure letter, measurement, floor tool, baseline, label.
+FLOOR_ROWS=(
+	"b read floor_prefill scan (b) read all, texts prefilled: OPEN+RELEASE"
+	"b read floor_read scan (b) read all, with READ (as dynfs)"
+	"c cp floor_drop cp (c) cp, bytes dropped"
+	"c cp floor_fsync cp (c) cp, fdatasync per close (as dynfs)"
+)
+floor_csv() { # N LETTERS
+	local n="$1" row fig m tool base label
+	((FLOOR)) || return 0
+	for row in "${FLOOR_ROWS[@]}"; do
+		read -r fig m tool base label <<<"$row"
+		[[ "$2" == *"$fig"* ]] || continue
+		printf '%s,%s,%s,%s,s,%s,%s,,\n' "$([[ $fig == b ]] && echo b_read || echo c_cp)" "$n" "$tool" \
+			"${MED["$m $n $tool"]}" "${NRUNS["$m $n $tool"]}" "$(ratio "${MED["$m $n $tool"]}" "${MED["$base $n sdk"]}")"
+	done
+}
+floor_summary() { # N LETTERS
+	local n="$1" row fig m tool base label
+	((FLOOR)) || return 0
+	printf '\nThe FUSE floor: floorfs, a FUSE filesystem that answers from memory\n'
+	printf '%-46s %8s %8s %9s %6s %11s\n' figure floor sdk floor/sdk goal dynfs/floor
+	for row in "${FLOOR_ROWS[@]}"; do
+		read -r fig m tool base label <<<"$row"
+		[[ "$2" == *"$fig"* ]] || continue
+		printf '%-46s %8s %8s %9s %6s %11s\n' "$label" "${MED["$m $n $tool"]}" "${MED["$base $n sdk"]}" \
+			"$(ratio "${MED["$m $n $tool"]}" "${MED["$base $n sdk"]}")" "$([[ $fig == b ]] && echo '<=1.2' || echo '<=1.0')" \
+			"$(ratio "${MED["$m $n dynfs"]}" "${MED["$m $n $tool"]}")"
+	done
+}
 
 if [[ "$ONLY" == c ]]; then
 	# Warm-up, not timed: DynamoDB Local's JIT for what both tools do
@@ -369,8 +490,6 @@ if [[ "$ONLY" == c ]]; then
 	unmount_dynfs
 	say "(c) copying $ITEMS files in"
 	bench_copy "$ITEMS"
-	ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "nan" || b == "nan" || b + 0 == 0) print "nan"; else printf "%.2f", a / b }'; }
-	meets() { awk -v r="$1" -v g="$2" 'BEGIN { if (r == "nan") print "?"; else print (r + 0 <= g + 0 ? "yes" : "NO") }'; }
 	N="$ITEMS"
 	RC="$(ratio "${MED["cp $N dynfs"]}" "${MED["cp $N sdk"]}")"
 	{
@@ -380,6 +499,7 @@ if [[ "$ONLY" == c ]]; then
 		((CLI)) && printf 'c_cp,%s,cli_batch4,%s,s,%s,%s,,\n' "$N" "${MED["cp $N cli"]}" "${NRUNS["cp $N cli"]}" \
 			"$(ratio "${MED["cp $N cli"]}" "${MED["cp $N sdk"]}")"
 		printf 'c_rss_cp,%s,dynfs,%s,MB,%s,,,\n' "$N" "${MED["rss_cp $N dynfs"]}" "${NRUNS["rss_cp $N dynfs"]}"
+		floor_csv "$N" c
 		true
 	} >"$OUT/results.csv"
 	{
@@ -392,6 +512,7 @@ if [[ "$ONLY" == c ]]; then
 			"${MED["cp $N dynfs"]}" "${MED["cp $N sdk"]}" "$( ((CLI)) && printf '%s' "${MED["cp $N cli"]}" || printf nan)" \
 			"$RC" "<=1.0" "$(meets "$RC" 1.0)"
 		printf '%-40s %10s MB\n' "(c) daemon peak RSS" "${MED["rss_cp $N dynfs"]}"
+		floor_summary "$N" c
 		printf '\nresults: %s/results.csv (medians), %s/raw.csv (every run)\n' "$OUT" "$OUT"
 	} | tee "$OUT/summary.txt"
 	exit 0
@@ -438,8 +559,7 @@ else
 fi
 
 # --- report --------------------------------------------------------------------------
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "nan" || b == "nan" || b + 0 == 0) print "nan"; else printf "%.2f", a / b }'; }
-meets() { awk -v r="$1" -v g="$2" 'BEGIN { if (r == "nan") print "?"; else print (r + 0 <= g + 0 ? "yes" : "NO") }'; }
+FLOOR_FIGS="$(want b && printf b)$(want c && printf c)"
 
 N="$ITEMS"
 BIG="${SIZE_LIST[-1]}"
@@ -471,6 +591,7 @@ cli_of() { if ((CLI)); then printf '%s' "${MED["$1"]}"; else printf 'nan'; fi; }
 		"$(ratio "${MED["cp $N cli"]}" "${MED["cp $N sdk"]}")"
 	printf 'b_rss_read,%s,dynfs,%s,MB,%s,,,\n' "$N" "${MED["rss_read $N dynfs"]}" "${NRUNS["rss_read $N dynfs"]}"
 	printf 'c_rss_cp,%s,dynfs,%s,MB,%s,,,\n' "$N" "${MED["rss_cp $N dynfs"]}" "${NRUNS["rss_cp $N dynfs"]}"
+	floor_csv "$N" "$FLOOR_FIGS"
 	true
 } >"$OUT/results.csv"
 
@@ -495,6 +616,7 @@ cli_of() { if ((CLI)); then printf '%s' "${MED["$1"]}"; else printf 'nan'; fi; }
 	done
 	printf '%-40s %10s MB   goal <= %s MB (cache_size + 64)  %s\n' "(d) peak RSS at $BIG items" "$RSS" "$RSS_GOAL" \
 		"$(awk -v v="$RSS" -v g="$RSS_GOAL" 'BEGIN { print (v + 0 <= g ? "yes" : "NO") }')"
+	floor_summary "$N" "$FLOOR_FIGS"
 	printf '\nresults: %s/results.csv (medians), %s/raw.csv (every run)\n' "$OUT" "$OUT"
 } | tee "$OUT/summary.txt"
 
