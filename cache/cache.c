@@ -49,6 +49,7 @@ int cache_new(struct cache **out, struct ddb *ddb,
 	c->wopts.dir = opts->cache_dir ? strdup(opts->cache_dir) : NULL;
 	c->wopts.version_attr = opts->version_attr
 					? strdup(opts->version_attr) : NULL;
+	c->wopts.strict_create = opts->strict_create;
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_mutex_init(&c->scratch_lock, NULL);
 	dbuf_init(&c->tables, DBUF_CAP_BODY);

@@ -41,6 +41,9 @@ struct cache_opts {
 	unsigned writeback_delay_ms; /* a write is sent within this */
 	int writeback_workers;       /* requests in flight; 0: 8 */
 	const char *version_attr;    /* conditions on it, else the image */
+	/* Creates go one per request as a conditional PutItem instead of
+	 * checked and batched (docs/write-back.md, "Creates"). */
+	int strict_create;
 };
 
 /* Lines for the person (conflicts, lost writes); error: 1 for errors. */

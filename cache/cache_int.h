@@ -79,6 +79,7 @@ struct wbc_opts {
 	unsigned delay_ms;        /* a write is sent within this */
 	int workers;              /* requests in flight at most */
 	const char *version_attr; /* NULL: conditions on the whole image */
+	int strict_create;        /* creates: conditional PutItem, unbatched */
 };
 
 struct lister; /* items.c: a listing in progress */

@@ -8,7 +8,8 @@
  * Every op is conditional on what the writer started from (its base), so
  * that a change made elsewhere is never silently overwritten.  Creates are
  * the exception that keeps cp fast: they are checked with BatchGetItem
- * just before their batch is sent.
+ * just before their batch is sent, unless strict_create sends each as a
+ * conditional PutItem.
  *
  * Locking: everything here is under c->lock (the cache's one lock), never
  * held across a request or a journal write. */
@@ -77,6 +78,7 @@ struct wbc {
 	char *dir;
 	unsigned delay_ms;
 	char *version_attr;
+	int strict_create; /* creates go alone, as conditional PutItem */
 	struct cmap *keys;  /* id -> struct wkey */
 	struct wop *head, *tail;
 	size_t queued, inflight, ops;
@@ -272,6 +274,12 @@ static void queue_unlink(struct wbc *w, struct wop *o)
 static int is_create(const struct wop *o)
 {
 	return o->kind == WOP_PUT && o->cond == COND_CREATE;
+}
+
+/* Sent in a checked BatchWriteItem with other creates of its table. */
+static int batched(const struct wbc *w, const struct wop *o)
+{
+	return is_create(o) && !w->strict_create;
 }
 
 /* Work is due at due_ms (0: now).  Wake one sleeping worker if none would
@@ -1006,10 +1014,10 @@ static int due(const struct wbc *w, const struct wop *o, uint64_t now,
 }
 
 /* Whether o can join the batch of creates in ops[0..n). */
-static int joins(const struct wop *const *ops, size_t n, const struct wop *o,
-		 uint64_t now)
+static int joins(const struct wbc *w, const struct wop *const *ops, size_t n,
+		 const struct wop *o, uint64_t now)
 {
-	return n < WBC_BATCH && is_create(ops[0]) && is_create(o) &&
+	return n < WBC_BATCH && batched(w, ops[0]) && batched(w, o) &&
 	       !o->deps && now >= o->due_ms && !strcmp(o->table, ops[0]->table);
 }
 
@@ -1034,11 +1042,11 @@ static size_t take(struct wbc *w, struct wop **ops, uint64_t *wait_ms,
 	for (o = w->head; o; o = nx) {
 		nx = o->next;
 		ok = due(w, o, now, all);
-		if (n && !joins((const struct wop *const *)ops, n, o, now)) {
+		if (n && !joins(w, (const struct wop *const *)ops, n, o, now)) {
 			/* not for this batch: another worker takes it */
 			if (ok)
 				*more = 1;
-			if (*more && (n == WBC_BATCH || !is_create(ops[0])))
+			if (*more && (n == WBC_BATCH || !batched(w, ops[0])))
 				break;
 			continue;
 		}
@@ -1143,7 +1151,7 @@ static void *worker_main(void *arg)
 			pthread_cond_signal(&w->work);
 		w->active++;
 		pthread_mutex_unlock(&c->lock);
-		if (ops[0]->kind == WOP_PUT && ops[0]->cond == COND_CREATE)
+		if (batched(w, ops[0]))
 			run_batch(w, ops, n);
 		else
 			run_single(w, ops[0]);
@@ -1426,6 +1434,7 @@ int wbc_start(struct cache *c, const struct wbc_opts *opts,
 	w->dir = strdup(opts->dir);
 	w->version_attr = opts->version_attr ? strdup(opts->version_attr)
 					     : NULL;
+	w->strict_create = opts->strict_create;
 	w->done = json_array();
 	w->wake_ms = UINT64_MAX;
 	pthread_cond_init(&w->work, NULL);

@@ -31,6 +31,7 @@ struct dynfs_opts {
 	int scan_segments;
 	unsigned cache_size;      /* MB */
 	char *version_attr;
+	int strict_create;
 };
 
 struct dynfs_file;

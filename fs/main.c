@@ -47,6 +47,7 @@ static const struct fuse_opt dynfs_opt_spec[] = {
 	DYNFS_OPT("scan_segments=%d", scan_segments),
 	DYNFS_OPT("cache_size=%u", cache_size),
 	DYNFS_OPT("version_attr=%s", version_attr),
+	DYNFS_OPT("strict_create", strict_create),
 	FUSE_OPT_KEY("ro", DYNFS_KEY_RO),
 	FUSE_OPT_END
 };
@@ -86,7 +87,9 @@ static void usage(const char *prog)
 	       "    -o cache_size=MB       memory for cached items and listings (default %d)\n"
 	       "    -o version_attr=NAME   saves are conditional on this number attribute,\n"
 	       "                           which each save increments (default: on the\n"
-	       "                           whole item as last read)\n",
+	       "                           whole item as last read)\n"
+	       "    -o strict_create       a new file's item is sent alone, as a PutItem\n"
+	       "                           conditional on its absence, not batched\n",
 	       prog, DYNFS_DEFAULT_CACHE_TTL, DYNFS_DEFAULT_WRITEBACK_DELAY,
 	       DYNFS_DEFAULT_SCAN_SEGMENTS, DYNFS_DEFAULT_CACHE_SIZE);
 	apifs_opts_help();
@@ -326,6 +329,7 @@ static int dynfs_connect(struct dynfs *fs)
 	copts.cache_size_mb = fs->opts.cache_size;
 	copts.writeback_delay_ms = fs->opts.writeback_delay;
 	copts.version_attr = fs->opts.version_attr;
+	copts.strict_create = fs->opts.strict_create;
 	rc = cache_dir_resolve(fs);
 	if (rc)
 		goto out;

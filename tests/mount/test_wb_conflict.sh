@@ -11,8 +11,12 @@
 # cache_dirs) saving one item at once: exactly one wins, the other gets
 # ESTALE and keeps its text in its conflicts/, nothing is lost silently.
 # With -o version_attr=ver each save increments ver (1, 2, ...), and a
-# change elsewhere that bumped ver makes the next save conflict.  Mounts
-# use cache_ttl=60 so that "last read" stays the cat's image.
+# change elsewhere that bumped ver makes the next save conflict.  With
+# -o strict_create a new file goes as a PutItem conditional on absence (no
+# BatchGetItem check, no BatchWriteItem): 30 new files land, one PutItem
+# each, and a file created over an item made elsewhere after the mount saw
+# it absent gets ESTALE, its text kept.  Mounts use cache_ttl=60 so that
+# "last read" stays the cat's image.
 # shellcheck disable=SC2016,SC2119 # single-quoted bash -c scripts; fh_settle takes no args here
 set -euo pipefail
 . "${DYNFS_SOURCE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/lib/common.sh"
@@ -29,8 +33,9 @@ now_plain() {
 	now get "$1" "{\"pk\":{\"S\":\"$2\"}}" --plain | jq -S -c .
 }
 
+# sv NAME [MOUNT]: a figure of .dynfs/stats; 0 when it is not listed.
 sv() {
-	awk -v n="$1" '$1 == n { print $2 }' "${2:-$FH_MNT}/.dynfs/stats" 2>/dev/null
+	awk -v n="$1" '$1 == n { v = $2 } END { print v + 0 }' "${2:-$FH_MNT}/.dynfs/stats" 2>/dev/null
 }
 
 # The conflict line naming TABLE and PK in LOG; prints the kept file's path.
@@ -159,6 +164,31 @@ check_version_attr() {
 	fh_unmount
 }
 
+# --- strict_create -----------------------------------------------------------------------
+check_strict_create() {
+	local cache="$FH_WORK/cacheD" i want="" got
+	fh_mount sc "cache_ttl=60,strict_create,cache_dir=$cache"
+	check_fails "strict_create: s0 is absent for the mount" "No such file" stat "$FH_T/cft/s0.json"
+	now put cft '{"pk":{"S":"s0"},"v":{"S":"theirs"}}'
+	printf '{"v": "mine"}\n' >"$FH_WORK/s0.json"
+	check_py "strict_create: a create over an item made elsewhere meanwhile: fsync ESTALE" \
+		"write=OK fsync=ESTALE close=OK" write_fsync "$FH_T/cft/s0.json" "$FH_WORK/s0.json"
+	check_eq "checker: s0 stays as the other writer made it" '{"pk":"s0","v":"theirs"}' "$(now_plain cft s0)"
+	check_kept "strict_create conflict" "$FH_LOG" "$cache" cft s0 '{"v": "mine"}'
+	mkdir -p "$FH_WORK/snew"
+	for ((i = 1; i <= 30; i++)); do
+		printf '{"v": %d}\n' "$i" >"$FH_WORK/snew/s$i.json"
+		want+="s$i $i"$'\n'
+	done
+	check_sh_ok "strict_create: cp of 30 new files" 'cp "$1"/*.json "$2"/' "$FH_WORK/snew" "$FH_T/cft"
+	fh_settle
+	check_eq "strict_create: one PutItem per create (31), no BatchWriteItem, no BatchGetItem" "31 0 0" \
+		"$(sv requests_PutItem) $(sv requests_BatchWriteItem) $(sv requests_BatchGetItem)"
+	got="$(now scan cft | jq -r 'select(.pk.S | test("^s[0-9]+$")) | "\(.pk.S) \(.v.N)"' | grep -v '^s0 ' | LC_ALL=C sort -V)"
+	check_eq "checker: the 30 new items landed as written" "$(LC_ALL=C sort -V <<<"${want%$'\n'}")" "$got"
+	fh_unmount
+}
+
 ddbc create-table cft pk:S
 ddbc put-many cft <<'EOF'
 {"pk":{"S":"x1"},"v":{"S":"orig"}}
@@ -173,4 +203,5 @@ check_close_conflict
 fh_unmount
 check_two_mounts
 check_version_attr
+check_strict_create
 fh_summary
