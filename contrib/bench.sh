@@ -184,17 +184,25 @@ cleanup_daemon() {
 }
 tl_cleanup_push cleanup_daemon
 
-mount_dynfs() {
-	"$DYNFS" -f -o "$DOPTS" "$MNT" </dev/null >>"$WORK/dynfs.out" 2>>"$WORK/dynfs.log" &
-	DPID=$!
-	local deadline=$((SECONDS + 60))
-	until tl_is_mounted "$MNT" && ls "$MNT/tables" >/dev/null 2>&1; do
-		if ! tl_pid_running "$DPID" || ((SECONDS >= deadline)); then
-			tail -n 20 "$WORK/dynfs.log" >&2 || true
-			die "dynfs did not mount (-o $DOPTS)"
+# await_mount PID MNT LOG WHAT PROBE...: wait until MNT is mounted and
+# the command PROBE succeeds; die with LOG's tail if the daemon PID exits
+# or 60 s pass.
+await_mount() {
+	local pid="$1" mnt="$2" log="$3" what="$4" deadline=$((SECONDS + 60))
+	shift 4
+	until tl_is_mounted "$mnt" && "$@" >/dev/null 2>&1; do
+		if ! tl_pid_running "$pid" || ((SECONDS >= deadline)); then
+			tail -n 20 "$log" >&2 || true
+			die "$what did not mount"
 		fi
 		sleep 0.05
 	done
+}
+
+mount_dynfs() {
+	"$DYNFS" -f -o "$DOPTS" "$MNT" </dev/null >>"$WORK/dynfs.out" 2>>"$WORK/dynfs.log" &
+	DPID=$!
+	await_mount "$DPID" "$MNT" "$WORK/dynfs.log" "dynfs (-o $DOPTS)" ls "$MNT/tables"
 }
 
 # Peak RSS of the daemon so far, in MB.
@@ -230,14 +238,8 @@ mount_floor() { # OPTS
 	# these one-file-at-a-time workloads than libfuse's thread pool.
 	"$FLOORFS" -f -s -o "$1" "$FMNT" </dev/null 2>>"$WORK/floorfs.log" &
 	FPID=$!
-	local deadline=$((SECONDS + 30))
-	until tl_is_mounted "$FMNT"; do
-		if ! tl_pid_running "$FPID" || ((SECONDS >= deadline)); then
-			tail -n 5 "$WORK/floorfs.log" >&2 || true
-			die "floorfs did not mount (-o $1)"
-		fi
-		sleep 0.05
-	done
+	# statfs, not ls: a listing would fill the caches before the timing.
+	await_mount "$FPID" "$FMNT" "$WORK/floorfs.log" "floorfs (-o $1)" stat -f "$FMNT"
 }
 
 unmount_floor() {
