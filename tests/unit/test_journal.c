@@ -126,6 +126,16 @@ static void append_ok(struct journal *j, json_t *rec, int lazy)
 	json_decref(rec);
 }
 
+/* The forked child pid exited by itself, with status 0. */
+static void child_ok(pid_t pid)
+{
+	int status;
+
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 static off_t file_size(const char *path)
 {
 	struct stat st;
@@ -423,7 +433,7 @@ static void test_prealloc_zero_tail(void **state)
 	struct dbuf why;
 	json_t *got;
 	off_t grown;
-	int status, rc;
+	int rc;
 	pid_t pid;
 
 	append_ok(j, rec_new(0, 10), 0);
@@ -468,9 +478,7 @@ static void test_prealloc_zero_tail(void **state)
 		json_decref(r);
 		_exit(code);
 	}
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	assert_true(WIFEXITED(status));
-	assert_int_equal(WEXITSTATUS(status), 0);
+	child_ok(pid);
 	grown = file_size(fx->file);
 
 	j = open_ok(fx->dir);
@@ -693,7 +701,6 @@ static void test_failed_write_is_taken_back(void **state)
 	struct fx *fx = *state;
 	const int ns[] = { 0, 2 };
 	struct journal *j = open_ok(fx->dir);
-	int status;
 	pid_t pid;
 
 	append_ok(j, rec_new(0, 10), 0);
@@ -723,9 +730,7 @@ static void test_failed_write_is_taken_back(void **state)
 		journal_close(j);
 		_exit(code);
 	}
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	assert_true(WIFEXITED(status));
-	assert_int_equal(WEXITSTATUS(status), 0);
+	child_ok(pid);
 	journal_close(j);
 	expect_ns(fx->dir, ns, 2);
 }
@@ -818,7 +823,6 @@ static void test_second_open_is_busy(void **state)
 	struct fx *fx = *state;
 	struct journal *j = open_ok(fx->dir), *j2 = NULL;
 	struct dbuf why;
-	int status;
 	pid_t pid;
 
 	dbuf_init(&why, DBUF_CAP_SMALL);
@@ -839,9 +843,7 @@ static void test_second_open_is_busy(void **state)
 		dbuf_free(&why);
 		_exit(rc == -EBUSY && !j3 ? 0 : 1);
 	}
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	assert_true(WIFEXITED(status));
-	assert_int_equal(WEXITSTATUS(status), 0);
+	child_ok(pid);
 
 	journal_close(j);
 	j = open_ok(fx->dir);
